@@ -1,0 +1,45 @@
+//! `hubcast [CONFIG]`: runs on built-in defaults without a config file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use hubcast::config::Config;
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let config = match args.next() {
+        Some(a) if a == "-h" || a == "--help" => {
+            println!("usage: hubcast [CONFIG.yml]\n\nWithout a file hubcast runs on its built-in defaults (see configs/hubcast.yml).");
+            return Ok(());
+        }
+        // The error already names the file, the key and the line.
+        Some(path) => Config::load(&PathBuf::from(path))?,
+        None => Config::default(),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn",
+            config.log_level.as_str()
+        ))
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let server = hubcast::Server::start(config).await?;
+        tracing::info!("hubcast {} ready", env!("CARGO_PKG_VERSION"));
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        tracing::info!("shutting down");
+        server.shutdown();
+        Ok(())
+    })
+}

@@ -1,0 +1,4 @@
+//! Codec handling shared by every protocol.
+
+pub mod h264;
+pub mod rtp;

@@ -1,0 +1,476 @@
+//! The fan-out hub of one path: one source in, any number of readers out.
+//!
+//! The source hands the hub packets that are already ready for WebRTC (packetized once
+//! per path). Each reader has a bounded queue; the hub never waits for a reader. A reader
+//! whose queue is full loses packets and then skips video until the next keyframe, so the
+//! decoder restarts cleanly instead of showing a smeared picture.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::media::h264::ParamSets;
+
+/// What a track carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    H264(ParamSets),
+    Opus { channels: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub codec: Codec,
+    pub clock_rate: u32,
+}
+
+impl Track {
+    pub fn h264(params: ParamSets) -> Self {
+        Track {
+            codec: Codec::H264(params),
+            clock_rate: 90_000,
+        }
+    }
+
+    pub fn opus(channels: u16) -> Self {
+        Track {
+            codec: Codec::Opus { channels },
+            clock_rate: 48_000,
+        }
+    }
+
+    pub fn is_video(&self) -> bool {
+        matches!(self.codec, Codec::H264(_))
+    }
+}
+
+/// One RTP packet as the hub shares it. Cloning costs one reference count.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// Index into the hub's tracks.
+    pub track: u8,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// First packet of an access unit.
+    pub au_start: bool,
+    /// The access unit contains an IDR picture.
+    pub keyframe: bool,
+    pub payload: Bytes,
+}
+
+impl Packet {
+    fn starts_keyframe(&self) -> bool {
+        self.au_start && self.keyframe
+    }
+}
+
+/// Packets since the last keyframe of the video track, so a new reader starts decoding
+/// at once instead of waiting for the next keyframe.
+struct GopCache {
+    packets: Vec<Packet>,
+    bytes: usize,
+    /// False after an overflow until the next keyframe: a partial GOP is useless.
+    valid: bool,
+}
+
+/// Upper bound on the GOP cache: a camera with a 10 s GOP at 8 Mbit/s would otherwise pin
+/// 10 MB per path. Past it, new readers wait for the next keyframe (or a PLI for WHIP).
+const GOP_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+impl GopCache {
+    fn push(&mut self, pkt: &Packet, video: bool) {
+        if !video {
+            return;
+        }
+        if pkt.starts_keyframe() {
+            self.packets.clear();
+            self.bytes = 0;
+            self.valid = true;
+        }
+        if !self.valid {
+            return;
+        }
+        if self.bytes + pkt.payload.len() > GOP_CACHE_MAX_BYTES {
+            self.packets.clear();
+            self.bytes = 0;
+            self.valid = false;
+            return;
+        }
+        self.bytes += pkt.payload.len();
+        self.packets.push(pkt.clone());
+    }
+}
+
+/// Why a reader skips video until the next keyframe.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    No,
+    /// Joined with no cached GOP: nothing decodable before a keyframe.
+    Join,
+    /// Its queue overflowed: what it skips counts as dropped.
+    Overflow,
+}
+
+struct ReaderSlot {
+    id: u64,
+    tx: mpsc::Sender<Packet>,
+    wait: Wait,
+    counters: Arc<ReaderCounters>,
+}
+
+/// Per-reader counters, readable while the reader runs.
+#[derive(Debug, Default)]
+pub struct ReaderCounters {
+    pub dropped: AtomicU64,
+}
+
+struct HubInner {
+    readers: Vec<ReaderSlot>,
+    gop: GopCache,
+    next_reader_id: u64,
+}
+
+/// Totals of a hub, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub packets_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Packets a reader lost because its queue was full.
+    pub dropped: AtomicU64,
+    /// Broken input packets the source dropped.
+    pub invalid_in: AtomicU64,
+}
+
+pub struct Hub {
+    path: String,
+    tracks: RwLock<Vec<Track>>,
+    inner: Mutex<HubInner>,
+    queue_size: usize,
+    closed: AtomicBool,
+    closed_tx: watch::Sender<bool>,
+    pub stats: HubStats,
+    /// Readers ask for a keyframe through this (WHIP publishers forward it as RTCP PLI).
+    keyframe_request: watch::Sender<u64>,
+}
+
+impl Hub {
+    pub fn new(path: &str, tracks: Vec<Track>, queue_size: usize) -> Arc<Self> {
+        Arc::new(Hub {
+            path: path.to_string(),
+            tracks: RwLock::new(tracks),
+            inner: Mutex::new(HubInner {
+                readers: Vec::new(),
+                gop: GopCache {
+                    packets: Vec::new(),
+                    bytes: 0,
+                    valid: false,
+                },
+                next_reader_id: 1,
+            }),
+            queue_size: queue_size.max(1),
+            closed: AtomicBool::new(false),
+            closed_tx: watch::channel(false).0,
+            stats: HubStats::default(),
+            keyframe_request: watch::channel(0).0,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn tracks(&self) -> Vec<Track> {
+        self.tracks.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Replaces a track's description (e.g. SPS/PPS learned in-band).
+    pub fn update_track(&self, index: usize, track: Track) {
+        if let Ok(mut tracks) = self.tracks.write() {
+            if let Some(slot) = tracks.get_mut(index) {
+                *slot = track;
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubInner> {
+        // A panic while holding the lock cannot leave the reader list inconsistent
+        // (every mutation is a single push/retain), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands one packet to every reader. Never blocks on a reader.
+    pub fn write(&self, pkt: Packet) {
+        let video = self.is_video_track(pkt.track);
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_in
+            .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.gop.push(&pkt, video);
+        let mut sent = 0u64;
+        let mut dropped = 0u64;
+        for reader in inner.readers.iter_mut() {
+            if video && reader.wait != Wait::No {
+                if !pkt.starts_keyframe() {
+                    if reader.wait == Wait::Overflow {
+                        dropped += 1;
+                        reader.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                reader.wait = Wait::No;
+            }
+            match reader.tx.try_send(pkt.clone()) {
+                Ok(()) => sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped += 1;
+                    reader.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    if video {
+                        reader.wait = Wait::Overflow;
+                    }
+                }
+                // The reader is going away; its handle removes the slot.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        drop(inner);
+        let len = pkt.payload.len() as u64;
+        self.stats.packets_out.fetch_add(sent, Ordering::Relaxed);
+        self.stats
+            .bytes_out
+            .fetch_add(sent * len, Ordering::Relaxed);
+        if dropped > 0 {
+            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    fn is_video_track(&self, index: u8) -> bool {
+        self.tracks
+            .read()
+            .ok()
+            .and_then(|t| t.get(index as usize).map(Track::is_video))
+            .unwrap_or(false)
+    }
+
+    /// Adds a reader. It first gets the cached GOP (so it starts on a keyframe), then live packets.
+    pub fn add_reader(self: &Arc<Self>) -> Result<Reader, HubClosed> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(HubClosed);
+        }
+        let (tx, rx) = mpsc::channel(self.queue_size);
+        let counters = Arc::new(ReaderCounters::default());
+        let mut inner = self.lock();
+        // Checked again under the lock: close() empties the list under the same lock.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(HubClosed);
+        }
+        let id = inner.next_reader_id;
+        inner.next_reader_id += 1;
+        let gop = if inner.gop.valid {
+            inner.gop.packets.clone()
+        } else {
+            Vec::new()
+        };
+        let has_video = self
+            .tracks
+            .read()
+            .map(|t| t.iter().any(Track::is_video))
+            .unwrap_or(false);
+        inner.readers.push(ReaderSlot {
+            id,
+            tx,
+            // Without a cached keyframe the reader must not start mid-GOP.
+            wait: if has_video && gop.is_empty() {
+                Wait::Join
+            } else {
+                Wait::No
+            },
+            counters: Arc::clone(&counters),
+        });
+        drop(inner);
+        if has_video {
+            self.request_keyframe();
+        }
+        Ok(Reader {
+            id,
+            hub: Arc::clone(self),
+            rx,
+            gop,
+            counters,
+        })
+    }
+
+    fn remove_reader(&self, id: u64) {
+        self.lock().readers.retain(|r| r.id != id);
+    }
+
+    pub fn reader_count(&self) -> usize {
+        self.lock().readers.len()
+    }
+
+    /// Ends the stream: every reader's queue closes, new readers are refused.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let readers = std::mem::take(&mut self.lock().readers);
+        drop(readers);
+        self.closed_tx.send_replace(true);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the hub is closed.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+
+    /// Asks the source for a keyframe. The source rate-limits.
+    pub fn request_keyframe(&self) {
+        self.keyframe_request
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The source watches this to forward keyframe requests upstream.
+    pub fn keyframe_requests(&self) -> watch::Receiver<u64> {
+        self.keyframe_request.subscribe()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the stream has ended")]
+pub struct HubClosed;
+
+/// A reader's end of the hub. Dropping it leaves the hub.
+pub struct Reader {
+    id: u64,
+    hub: Arc<Hub>,
+    rx: mpsc::Receiver<Packet>,
+    /// The GOP cached when the reader joined; send these before `recv`.
+    pub gop: Vec<Packet>,
+    counters: Arc<ReaderCounters>,
+}
+
+impl Reader {
+    /// The next live packet; None once the stream has ended.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<Packet> {
+        self.rx.try_recv().ok()
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.hub.remove_reader(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(track: u8, ts: u32, au_start: bool, keyframe: bool) -> Packet {
+        Packet {
+            track,
+            timestamp: ts,
+            marker: true,
+            au_start,
+            keyframe,
+            payload: Bytes::from_static(&[0x65, 1, 2, 3]),
+        }
+    }
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(
+            "cam",
+            vec![Track::h264(ParamSets::default()), Track::opus(2)],
+            4,
+        )
+    }
+
+    #[tokio::test]
+    async fn new_reader_gets_gop_then_live() {
+        let hub = hub();
+        hub.write(pkt(0, 1, true, false)); // before any keyframe: not cached
+        hub.write(pkt(0, 2, true, true));
+        hub.write(pkt(0, 3, true, false));
+        let mut r = hub.add_reader().expect("open hub");
+        let ts: Vec<u32> = r.gop.iter().map(|p| p.timestamp).collect();
+        assert_eq!(ts, vec![2, 3]);
+        hub.write(pkt(0, 4, true, false));
+        assert_eq!(r.recv().await.map(|p| p.timestamp), Some(4));
+    }
+
+    #[tokio::test]
+    async fn reader_without_cache_waits_for_keyframe() {
+        let hub = hub();
+        let mut r = hub.add_reader().expect("open hub");
+        hub.write(pkt(0, 1, true, false));
+        hub.write(pkt(1, 1, true, false)); // audio is not held back
+        hub.write(pkt(0, 2, true, true));
+        assert_eq!(r.recv().await.map(|p| (p.track, p.timestamp)), Some((1, 1)));
+        assert_eq!(r.recv().await.map(|p| (p.track, p.timestamp)), Some((0, 2)));
+    }
+
+    #[tokio::test]
+    async fn slow_reader_drops_to_next_keyframe_and_others_unaffected() {
+        let hub = hub();
+        hub.write(pkt(0, 0, true, true));
+        let slow = hub.add_reader().expect("open hub");
+        let mut fast = hub.add_reader().expect("open hub");
+        for ts in 1..=10 {
+            hub.write(pkt(0, ts, true, false));
+            assert_eq!(fast.recv().await.map(|p| p.timestamp), Some(ts));
+        }
+        assert_eq!(slow.dropped(), 6, "queue of 4, 10 packets");
+        assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 6);
+        let mut slow = slow;
+        for ts in 1..=4 {
+            assert_eq!(slow.recv().await.map(|p| p.timestamp), Some(ts));
+        }
+        hub.write(pkt(0, 11, true, false)); // skipped: waiting for a keyframe
+        hub.write(pkt(0, 12, true, true));
+        assert_eq!(slow.recv().await.map(|p| p.timestamp), Some(12));
+    }
+
+    #[tokio::test]
+    async fn close_ends_readers_and_refuses_new_ones() {
+        let hub = hub();
+        let mut r = hub.add_reader().expect("open hub");
+        assert_eq!(hub.reader_count(), 1);
+        hub.close();
+        assert!(r.recv().await.is_none());
+        assert!(hub.add_reader().is_err());
+        drop(r);
+        assert_eq!(hub.reader_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropping_reader_leaves_hub() {
+        let hub = hub();
+        let r = hub.add_reader().expect("open hub");
+        let r2 = hub.add_reader().expect("open hub");
+        drop(r);
+        assert_eq!(hub.reader_count(), 1);
+        drop(r2);
+        assert_eq!(hub.reader_count(), 0);
+    }
+}

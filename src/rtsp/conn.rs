@@ -1,0 +1,442 @@
+//! One RTSP connection and its session: ANNOUNCE -> SETUP (TCP interleaved or UDP) -> RECORD.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::message::{self, Incoming, Method, Request, Response};
+use super::sdp::{match_control, parse_media, path_of_url, MediaDesc, MediaKind};
+use super::server::{RtspServer, UdpRoute};
+use super::transport::{parse_transport, Lower, TransportSpec};
+use crate::config::RtspTransport;
+use crate::media::h264::ParamSets;
+use crate::path::ingest::Ingest;
+use crate::path::{PathError, Publisher, Track};
+
+/// Advertised in `Session: id;timeout=N`; clients send keep-alives well within it.
+const SESSION_TIMEOUT_SECS: u64 = 60;
+/// A UDP publisher's control connection may stay silent this long (its media is watched).
+const IDLE_CONTROL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+const PUBLIC_METHODS: &str =
+    "OPTIONS, ANNOUNCE, SETUP, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+struct Announced {
+    path: String,
+    base_url: String,
+    medias: Vec<MediaDesc>,
+    tracks: Vec<Track>,
+    media_to_track: Vec<Option<u8>>,
+}
+
+#[derive(Clone, Copy)]
+enum Setup {
+    Tcp,
+    Udp { client_rtp: SocketAddr },
+}
+
+pub struct Connection {
+    server: Arc<RtspServer>,
+    peer: SocketAddr,
+    session_id: Option<String>,
+    announced: Option<Announced>,
+    setups: Vec<Option<Setup>>,
+    /// Interleaved RTP channel -> media index.
+    channels: [Option<u8>; 256],
+    publisher: Option<Publisher>,
+    ingest: Option<Arc<Mutex<Ingest>>>,
+    udp_last_seen: Arc<AtomicU64>,
+    udp_routes: Vec<SocketAddr>,
+}
+
+/// What a handled request asks of the connection loop.
+enum After {
+    Continue,
+    Close(String),
+}
+
+impl Connection {
+    pub fn new(server: Arc<RtspServer>, peer: SocketAddr) -> Self {
+        Connection {
+            server,
+            peer,
+            session_id: None,
+            announced: None,
+            setups: Vec::new(),
+            channels: [None; 256],
+            publisher: None,
+            ingest: None,
+            udp_last_seen: Arc::new(AtomicU64::new(0)),
+            udp_routes: Vec::new(),
+        }
+    }
+
+    fn recording_udp(&self) -> bool {
+        self.publisher.is_some() && !self.udp_routes.is_empty()
+    }
+
+    pub async fn serve(mut self, stream: TcpStream) {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut out = BytesMut::with_capacity(1024);
+        let read_timeout = self.server.config.read_timeout;
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let reason = 'conn: loop {
+            loop {
+                match message::parse(&mut buf) {
+                    Ok(Some(Incoming::Request(req))) => {
+                        let (resp, after) = self.handle(&req);
+                        out.clear();
+                        resp.write_to(&mut out);
+                        if let Err(e) = wr.write_all(&out).await {
+                            break 'conn format!("write failed: {e}");
+                        }
+                        if let After::Close(reason) = after {
+                            break 'conn reason;
+                        }
+                    }
+                    Ok(Some(Incoming::Interleaved { channel, payload })) => {
+                        self.on_interleaved(channel, &payload)
+                    }
+                    Ok(Some(Incoming::Response { .. })) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.clear();
+                        Response::new(e.status())
+                            .body("text/plain", format!("{e}\n"))
+                            .write_to(&mut out);
+                        let _ = wr.write_all(&out).await;
+                        break 'conn format!("bad request: {e}");
+                    }
+                }
+            }
+            buf.reserve(16 * 1024);
+            let recording_udp = self.recording_udp();
+            // Over UDP the control connection may idle; the watchdog checks the media instead.
+            let read_limit = if recording_udp {
+                IDLE_CONTROL_LIMIT
+            } else {
+                read_timeout
+            };
+            tokio::select! {
+                r = tokio::time::timeout(read_limit, rd.read_buf(&mut buf)) => match r {
+                    Err(_) => break format!("no data within readTimeout ({read_timeout:?})"),
+                    Ok(Ok(0)) => break "connection closed by the client".to_string(),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => break format!("read failed: {e}"),
+                },
+                _ = watchdog.tick(), if recording_udp => {
+                    let idle = self.server.now_ms().saturating_sub(self.udp_last_seen.load(Ordering::Relaxed));
+                    if idle > read_timeout.as_millis() as u64 {
+                        break format!("no UDP packets within readTimeout ({read_timeout:?})");
+                    }
+                }
+                _ = kicked(&mut self.publisher) => break "replaced by another publisher".to_string(),
+            }
+        };
+        self.finish(&reason);
+    }
+
+    fn finish(&mut self, reason: &str) {
+        for r in self.udp_routes.drain(..) {
+            self.server.remove_route(&r);
+        }
+        if let Some(p) = self.publisher.take() {
+            RtspServer::log_session_end(
+                p.hub.path(),
+                self.peer,
+                self.session_id.as_deref().unwrap_or("-"),
+                reason,
+            );
+        } else {
+            debug!(peer = %self.peer, reason, "RTSP connection closed");
+        }
+    }
+
+    fn on_interleaved(&mut self, channel: u8, payload: &Bytes) {
+        let (Some(media), Some(ingest)) = (self.channels[channel as usize], &self.ingest) else {
+            return;
+        };
+        let mut ingest = ingest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = ingest.push_rtp(media as usize, payload) {
+            debug!(path = ingest.hub().path(), channel, error = %e, "dropped interleaved packet");
+        }
+    }
+
+    fn handle(&mut self, req: &Request) -> (Response, After) {
+        let cseq = req.cseq().unwrap_or("0").to_string();
+        let (resp, after) = if let Some(s) = req.session() {
+            if self.session_id.as_deref() != Some(s) && req.method != Method::Options {
+                (text(454, format!("unknown session {s}")), After::Continue)
+            } else {
+                self.dispatch(req)
+            }
+        } else {
+            self.dispatch(req)
+        };
+        let mut resp = resp.header("CSeq", cseq).header("Server", "hubcast");
+        if let Some(id) = &self.session_id {
+            resp = resp.header("Session", format!("{id};timeout={SESSION_TIMEOUT_SECS}"));
+        }
+        (resp, after)
+    }
+
+    fn dispatch(&mut self, req: &Request) -> (Response, After) {
+        let r = match req.method {
+            Method::Options => Ok(Response::new(200).header("Public", PUBLIC_METHODS)),
+            Method::Announce => self.announce(req),
+            Method::Setup => self.setup(req),
+            Method::Record => self.record(),
+            Method::GetParameter | Method::SetParameter => Ok(Response::new(200)),
+            Method::Teardown => return (Response::new(200), After::Close("TEARDOWN".into())),
+            Method::Describe | Method::Play | Method::Pause => Err(text(
+                501,
+                "reading over RTSP is not supported yet; play via WHEP".into(),
+            )),
+            _ => Err(text(
+                501,
+                format!("method {} is not implemented", req.method),
+            )),
+        };
+        (r.unwrap_or_else(|e| e), After::Continue)
+    }
+
+    fn announce(&mut self, req: &Request) -> Result<Response, Response> {
+        if self.announced.is_some() {
+            return Err(text(455, "already announced".into()));
+        }
+        let ct = req.header("Content-Type").unwrap_or("");
+        if !ct.trim().eq_ignore_ascii_case("application/sdp") {
+            return Err(text(
+                400,
+                format!("ANNOUNCE needs Content-Type application/sdp, got {ct:?}"),
+            ));
+        }
+        let path = path_of_url(&req.uri).ok_or_else(|| {
+            text(
+                400,
+                format!("cannot read a path from the URL {:?}", req.uri),
+            )
+        })?;
+        let medias = parse_media(&req.body).map_err(|e| text(400, format!("invalid SDP: {e}")))?;
+        let mut tracks = Vec::new();
+        let mut media_to_track = Vec::with_capacity(medias.len());
+        for (i, m) in medias.iter().enumerate() {
+            let track = match (&m.kind, m.codec.as_str()) {
+                (MediaKind::Video, "H264") => {
+                    let params = match m.fmtp_param("sprop-parameter-sets") {
+                        Some(s) => ParamSets::from_sprop(s).unwrap_or_else(|e| {
+                            warn!(path, error = %e, "ignoring broken sprop-parameter-sets; waiting for in-band SPS/PPS");
+                            ParamSets::default()
+                        }),
+                        None => ParamSets::default(),
+                    };
+                    Some(Track::h264(params))
+                }
+                (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
+                    Some(Track::opus(m.channels.unwrap_or(2)))
+                }
+                _ => {
+                    warn!(path, media = i, codec = %m.codec, kind = m.kind.as_str(), "ignoring a track hubcast does not carry (H.264 and Opus only)");
+                    None
+                }
+            };
+            // One track of each kind: WebRTC readers get one video and one audio.
+            let dup = track
+                .as_ref()
+                .is_some_and(|t| tracks.iter().any(|x: &Track| x.is_video() == t.is_video()));
+            match track {
+                Some(t) if !dup => {
+                    media_to_track.push(Some(tracks.len() as u8));
+                    tracks.push(t);
+                }
+                _ => media_to_track.push(None),
+            }
+        }
+        if tracks.is_empty() {
+            return Err(text(
+                406,
+                "the SDP has no H.264 or Opus track; hubcast carries H.264 video and Opus audio"
+                    .into(),
+            ));
+        }
+        match self.server.paths.stream(&path) {
+            Ok(_) => {
+                let conf = self.server.config.path_conf(&path);
+                if !conf.is_some_and(|c| c.override_publisher) {
+                    return Err(text(400, PathError::Busy(path).to_string()));
+                }
+            }
+            Err(PathError::NoStream(_)) => {}
+            Err(e) => return Err(path_error(e)),
+        }
+        self.setups = vec![None; medias.len()];
+        self.announced = Some(Announced {
+            path,
+            base_url: req.uri.clone(),
+            medias,
+            tracks,
+            media_to_track,
+        });
+        Ok(Response::new(200))
+    }
+
+    fn setup(&mut self, req: &Request) -> Result<Response, Response> {
+        if self.publisher.is_some() {
+            return Err(text(455, "SETUP after RECORD".into()));
+        }
+        let Some(ann) = &self.announced else {
+            return Err(text(
+                455,
+                "SETUP without ANNOUNCE: reading over RTSP is not supported yet".into(),
+            ));
+        };
+        let header = req
+            .header("Transport")
+            .ok_or_else(|| text(400, "SETUP without a Transport header".into()))?;
+        let specs = parse_transport(header).map_err(|e| text(461, format!("{e}")))?;
+        let media = match_control(&ann.medias, &ann.base_url, &req.uri)
+            .ok_or_else(|| text(404, format!("no media matches the SETUP URL {:?}", req.uri)))?;
+        let allowed = &self.server.config.rtsp_transports;
+        let spec = specs
+            .iter()
+            .find(|s| match s.lower {
+                Lower::Tcp => allowed.contains(&RtspTransport::Tcp),
+                Lower::Udp => {
+                    allowed.contains(&RtspTransport::Udp) && !s.multicast && s.client_port.is_some()
+                }
+            })
+            .ok_or_else(|| {
+                text(
+                    461,
+                    format!(
+                        "none of the offered transports is enabled (rtspTransports: {allowed:?})"
+                    ),
+                )
+            })?;
+        let reply = match spec.lower {
+            Lower::Tcp => {
+                let (rtp, rtcp) = spec
+                    .interleaved
+                    .unwrap_or((2 * media as u8, 2 * media as u8 + 1));
+                self.channels[rtp as usize] = Some(media as u8);
+                self.setups[media] = Some(Setup::Tcp);
+                TransportSpec {
+                    lower: Lower::Tcp,
+                    multicast: false,
+                    interleaved: Some((rtp, rtcp)),
+                    client_port: None,
+                    server_port: None,
+                    mode_record: true,
+                    ssrc: None,
+                }
+            }
+            Lower::Udp => {
+                let (Some(cp), Some(rtp_port), Some(rtcp_port)) = (
+                    spec.client_port,
+                    self.server.rtp_port,
+                    self.server.rtcp_port,
+                ) else {
+                    return Err(text(461, "UDP needs client_port".into()));
+                };
+                self.setups[media] = Some(Setup::Udp {
+                    client_rtp: SocketAddr::new(self.peer.ip(), cp.0),
+                });
+                TransportSpec {
+                    lower: Lower::Udp,
+                    multicast: false,
+                    interleaved: None,
+                    client_port: Some(cp),
+                    server_port: Some((rtp_port, rtcp_port)),
+                    mode_record: true,
+                    ssrc: None,
+                }
+            }
+        };
+        if self.session_id.is_none() {
+            self.session_id = Some(self.server.new_session_id());
+        }
+        Ok(Response::new(200).header("Transport", reply.to_header()))
+    }
+
+    fn record(&mut self) -> Result<Response, Response> {
+        if self.publisher.is_some() {
+            return Err(text(455, "already recording".into()));
+        }
+        let Some(ann) = &self.announced else {
+            return Err(text(455, "RECORD without ANNOUNCE".into()));
+        };
+        let any_setup = ann
+            .media_to_track
+            .iter()
+            .zip(&self.setups)
+            .any(|(t, s)| t.is_some() && s.is_some());
+        if !any_setup {
+            return Err(text(
+                455,
+                "RECORD before SETUP of an H.264 or Opus track".into(),
+            ));
+        }
+        let publisher = self
+            .server
+            .paths
+            .publish(&ann.path, ann.tracks.clone())
+            .map_err(path_error)?;
+        let ingest = Arc::new(Mutex::new(Ingest::new(
+            Arc::clone(&publisher.hub),
+            &ann.media_to_track,
+        )));
+        self.udp_last_seen
+            .store(self.server.now_ms(), Ordering::Relaxed);
+        for (media, setup) in self.setups.iter().enumerate() {
+            if let Some(Setup::Udp { client_rtp }) = setup {
+                self.server.add_route(
+                    *client_rtp,
+                    UdpRoute {
+                        ingest: Arc::clone(&ingest),
+                        media,
+                        last_seen: Arc::clone(&self.udp_last_seen),
+                    },
+                );
+                self.udp_routes.push(*client_rtp);
+            }
+        }
+        let transport = if self.udp_routes.is_empty() {
+            "tcp"
+        } else {
+            "udp"
+        };
+        info!(
+            path = %ann.path, peer = %self.peer, session = self.session_id.as_deref().unwrap_or("-"),
+            transport, tracks = ann.tracks.len(), "RTSP publisher session started"
+        );
+        self.ingest = Some(ingest);
+        self.publisher = Some(publisher);
+        Ok(Response::new(200))
+    }
+}
+
+async fn kicked(p: &mut Option<Publisher>) {
+    match p {
+        Some(p) => p.kicked().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn text(status: u16, reason: String) -> Response {
+    debug!(status, reason, "RTSP error response");
+    Response::new(status).body("text/plain", format!("{reason}\n"))
+}
+
+fn path_error(e: PathError) -> Response {
+    let status = match e {
+        PathError::NotConfigured(_) | PathError::NoStream(_) => 404,
+        PathError::BadName(_) | PathError::Busy(_) | PathError::NotPublishable(..) => 400,
+    };
+    text(status, e.to_string())
+}

@@ -1,0 +1,172 @@
+//! The RTSP server: listens for TCP connections and receives UDP RTP/RTCP from publishers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::{TcpListener, UdpSocket};
+use tracing::{debug, info, warn};
+
+use super::conn::Connection;
+use crate::config::{Config, RtspTransport};
+use crate::path::ingest::Ingest;
+use crate::path::PathManager;
+
+/// Where UDP packets from one publisher's client port go.
+#[derive(Clone)]
+pub struct UdpRoute {
+    pub ingest: Arc<Mutex<Ingest>>,
+    pub media: usize,
+    /// Milliseconds since `RtspServer::epoch` of the last packet: the session watchdog reads it.
+    pub last_seen: Arc<AtomicU64>,
+}
+
+pub struct RtspServer {
+    pub config: Arc<Config>,
+    pub paths: Arc<PathManager>,
+    pub rtp_port: Option<u16>,
+    pub rtcp_port: Option<u16>,
+    routes: Mutex<HashMap<SocketAddr, UdpRoute>>,
+    epoch: Instant,
+    next_session: AtomicU64,
+}
+
+pub struct Bound {
+    pub rtsp: SocketAddr,
+    pub rtp: Option<SocketAddr>,
+    pub rtcp: Option<SocketAddr>,
+}
+
+impl RtspServer {
+    /// Binds the RTSP listener and (when UDP is enabled) the RTP/RTCP sockets, and starts serving.
+    pub async fn start(
+        config: Arc<Config>,
+        paths: Arc<PathManager>,
+    ) -> anyhow::Result<(Arc<RtspServer>, Bound)> {
+        let listener = TcpListener::bind(config.rtsp_address).await.map_err(|e| {
+            anyhow::anyhow!("rtspAddress: cannot listen on {}: {e}", config.rtsp_address)
+        })?;
+        let mut rtp = None;
+        let mut rtcp = None;
+        if config.rtsp_transports.contains(&RtspTransport::Udp) {
+            let r = UdpSocket::bind(config.rtp_address).await.map_err(|e| {
+                anyhow::anyhow!("rtpAddress: cannot bind UDP {}: {e}", config.rtp_address)
+            })?;
+            let c = UdpSocket::bind(config.rtcp_address).await.map_err(|e| {
+                anyhow::anyhow!("rtcpAddress: cannot bind UDP {}: {e}", config.rtcp_address)
+            })?;
+            rtp = Some(Arc::new(r));
+            rtcp = Some(Arc::new(c));
+        }
+        let bound = Bound {
+            rtsp: listener.local_addr()?,
+            rtp: rtp.as_ref().map(|s| s.local_addr()).transpose()?,
+            rtcp: rtcp.as_ref().map(|s| s.local_addr()).transpose()?,
+        };
+        let server = Arc::new(RtspServer {
+            config,
+            paths,
+            rtp_port: bound.rtp.map(|a| a.port()),
+            rtcp_port: bound.rtcp.map(|a| a.port()),
+            routes: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            next_session: AtomicU64::new(1),
+        });
+        if let Some(sock) = rtp {
+            tokio::spawn(Arc::clone(&server).udp_loop(sock, false));
+        }
+        if let Some(sock) = rtcp {
+            tokio::spawn(Arc::clone(&server).udp_loop(sock, true));
+        }
+        tokio::spawn(Arc::clone(&server).accept_loop(listener));
+        Ok((server, bound))
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = Connection::new(Arc::clone(&self), peer);
+                    tokio::spawn(conn.serve(stream));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "RTSP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn udp_loop(self: Arc<Self>, sock: Arc<UdpSocket>, rtcp: bool) {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            buf.clear();
+            buf.reserve(64 * 1024);
+            let (n, from) = match sock.recv_buf_from(&mut buf).await {
+                Ok(v) => v,
+                Err(e) => {
+                    debug!(error = %e, "RTSP UDP receive error");
+                    continue;
+                }
+            };
+            let data: Bytes = buf.split_to(n).freeze();
+            // RTCP arrives on the client's RTP port + 1.
+            let key = if rtcp {
+                SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
+            } else {
+                from
+            };
+            let Some(route) = self.route(key) else {
+                continue;
+            };
+            route.last_seen.store(self.now_ms(), Ordering::Relaxed);
+            if rtcp {
+                continue;
+            }
+            let mut ingest = route.ingest.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = ingest.push_rtp(route.media, &data) {
+                debug!(path = ingest.hub().path(), error = %e, "dropped UDP RTP packet");
+            }
+        }
+    }
+
+    fn route(&self, from: SocketAddr) -> Option<UdpRoute> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&from)
+            .cloned()
+    }
+
+    pub fn add_route(&self, from: SocketAddr, route: UdpRoute) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(from, route);
+    }
+
+    pub fn remove_route(&self, from: &SocketAddr) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(from);
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub fn new_session_id(&self) -> String {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:08x}", rand::random::<u32>(), n as u32)
+    }
+
+    pub fn log_session_end(path: &str, peer: SocketAddr, session: &str, reason: &str) {
+        info!(path, peer = %peer, session, reason, "RTSP publisher session ended");
+    }
+}

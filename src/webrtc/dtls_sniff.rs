@@ -1,0 +1,359 @@
+//! Reads the SRTP profiles out of DTLS hellos as they cross the shared UDP socket.
+//!
+//! `webrtc` 0.17 keeps the negotiated SRTP profile private, yet operators need to know it
+//! (GCM costs a fraction of CM-HMAC with a good implementation). The `use_srtp` extension
+//! (RFC 5764) travels in clear in the ClientHello and ServerHello, so the socket wrapper here
+//! records it per remote address without touching the DTLS stack.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::net::UdpSocket;
+use tokio::sync::broadcast;
+use webrtc::util::{self, Conn};
+
+const CONTENT_ALERT: u8 = 21;
+const CONTENT_HANDSHAKE: u8 = 22;
+const RECORD_HEADER: usize = 13;
+const HANDSHAKE_HEADER: usize = 12;
+const CLIENT_HELLO: u8 = 1;
+const SERVER_HELLO: u8 = 2;
+const EXT_USE_SRTP: u16 = 14;
+
+/// SRTP protection profile ids (RFC 5764, RFC 7714).
+pub const SRTP_AES128_CM_HMAC_SHA1_80: u16 = 0x0001;
+pub const SRTP_AES128_CM_HMAC_SHA1_32: u16 = 0x0002;
+pub const SRTP_AEAD_AES_128_GCM: u16 = 0x0007;
+pub const SRTP_AEAD_AES_256_GCM: u16 = 0x0008;
+
+pub fn profile_name(id: u16) -> &'static str {
+    match id {
+        SRTP_AES128_CM_HMAC_SHA1_80 => "AES_CM_128_HMAC_SHA1_80",
+        SRTP_AES128_CM_HMAC_SHA1_32 => "AES_CM_128_HMAC_SHA1_32",
+        SRTP_AEAD_AES_128_GCM => "AEAD_AES_128_GCM",
+        SRTP_AEAD_AES_256_GCM => "AEAD_AES_256_GCM",
+        _ => "unknown",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hello {
+    /// The profiles a client offers, in its order of preference.
+    Client(Vec<u16>),
+    /// The profile the server chose.
+    Server(u16),
+}
+
+/// Finds a ClientHello or ServerHello carrying `use_srtp` in one datagram.
+/// Fragmented hellos (only the first fragment is parsed) and anything malformed give None.
+pub fn find_hello(datagram: &[u8]) -> Option<Hello> {
+    let mut rest = datagram;
+    while rest.len() >= RECORD_HEADER {
+        let len = u16::from_be_bytes([rest[11], rest[12]]) as usize;
+        let record = rest.get(RECORD_HEADER..RECORD_HEADER + len)?;
+        if rest[0] == CONTENT_HANDSHAKE {
+            if let Some(h) = parse_handshake(record) {
+                return Some(h);
+            }
+        }
+        rest = &rest[RECORD_HEADER + len..];
+    }
+    None
+}
+
+fn parse_handshake(msg: &[u8]) -> Option<Hello> {
+    let msg_type = *msg.first()?;
+    if msg_type != CLIENT_HELLO && msg_type != SERVER_HELLO {
+        return None;
+    }
+    let frag_offset = u32::from_be_bytes([0, *msg.get(6)?, *msg.get(7)?, *msg.get(8)?]);
+    if frag_offset != 0 {
+        return None;
+    }
+    let body = msg.get(HANDSHAKE_HEADER..)?;
+    let mut r = Cursor { buf: body, pos: 0 };
+    r.skip(2 + 32)?; // version, random
+    let sid = r.u8()? as usize;
+    r.skip(sid)?;
+    if msg_type == CLIENT_HELLO {
+        let cookie = r.u8()? as usize;
+        r.skip(cookie)?;
+        let suites = r.u16()? as usize;
+        r.skip(suites)?;
+        let comp = r.u8()? as usize;
+        r.skip(comp)?;
+    } else {
+        r.skip(2 + 1)?; // cipher suite, compression
+    }
+    let ext_len = r.u16()? as usize;
+    let end = (r.pos + ext_len).min(body.len());
+    while r.pos + 4 <= end {
+        let typ = r.u16()?;
+        let len = r.u16()? as usize;
+        let data = r.take(len)?;
+        if typ == EXT_USE_SRTP {
+            let profiles = parse_use_srtp(data)?;
+            return Some(if msg_type == CLIENT_HELLO {
+                Hello::Client(profiles)
+            } else {
+                Hello::Server(*profiles.first()?)
+            });
+        }
+    }
+    None
+}
+
+fn parse_use_srtp(data: &[u8]) -> Option<Vec<u16>> {
+    let mut r = Cursor { buf: data, pos: 0 };
+    let n = r.u16()? as usize;
+    let list = r.take(n)?;
+    Some(
+        list.chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect(),
+    )
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|s| s[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+    }
+}
+
+/// The SRTP profile agreed with each remote address, and DTLS alerts (close_notify or fatal)
+/// from peers, as seen on the wire.
+#[derive(Debug)]
+pub struct SrtpObserver {
+    chosen: Mutex<HashMap<SocketAddr, u16>>,
+    alerts: broadcast::Sender<SocketAddr>,
+}
+
+impl Default for SrtpObserver {
+    fn default() -> Self {
+        SrtpObserver {
+            chosen: Mutex::default(),
+            alerts: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl SrtpObserver {
+    /// Addresses that sent a DTLS alert. `webrtc` 0.17 does not end a peer connection on a
+    /// peer's close_notify; this lets a session end at once instead of after the ICE timeout.
+    pub fn alerts(&self) -> broadcast::Receiver<SocketAddr> {
+        self.alerts.subscribe()
+    }
+
+    fn observe_incoming(&self, datagram: &[u8], remote: SocketAddr) {
+        // After the handshake every alert from a peer is close_notify or fatal: the record's
+        // content type is in clear even when the alert itself is encrypted.
+        if datagram.first() == Some(&CONTENT_ALERT) {
+            let _ = self.alerts.send(remote);
+            return;
+        }
+        self.observe(datagram, remote);
+    }
+
+    fn observe(&self, datagram: &[u8], remote: SocketAddr) {
+        // DTLS records start with a content type in 20..=63 (RFC 7983); skip RTP/STUN cheaply.
+        if datagram.first() != Some(&CONTENT_HANDSHAKE) {
+            return;
+        }
+        if let Some(Hello::Server(p)) = find_hello(datagram) {
+            if let Ok(mut m) = self.chosen.lock() {
+                m.insert(remote, p);
+            }
+        }
+    }
+
+    pub fn profile_for(&self, remote: SocketAddr) -> Option<u16> {
+        self.chosen.lock().ok()?.get(&remote).copied()
+    }
+
+    pub fn forget(&self, remote: SocketAddr) {
+        if let Ok(mut m) = self.chosen.lock() {
+            m.remove(&remote);
+        }
+    }
+}
+
+/// A UDP socket that reports DTLS hellos to an [`SrtpObserver`] in both directions.
+pub struct SniffingConn {
+    socket: Arc<UdpSocket>,
+    observer: Arc<SrtpObserver>,
+}
+
+impl SniffingConn {
+    pub fn new(socket: Arc<UdpSocket>, observer: Arc<SrtpObserver>) -> Self {
+        SniffingConn { socket, observer }
+    }
+}
+
+#[async_trait]
+impl Conn for SniffingConn {
+    async fn connect(&self, addr: SocketAddr) -> util::Result<()> {
+        Ok(self.socket.connect(addr).await?)
+    }
+    async fn recv(&self, buf: &mut [u8]) -> util::Result<usize> {
+        Ok(self.socket.recv(buf).await?)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> util::Result<(usize, SocketAddr)> {
+        let (n, from) = self.socket.recv_from(buf).await?;
+        self.observer.observe_incoming(&buf[..n], from);
+        Ok((n, from))
+    }
+    async fn send(&self, buf: &[u8]) -> util::Result<usize> {
+        Ok(self.socket.send(buf).await?)
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> util::Result<usize> {
+        self.observer.observe(buf, target);
+        Ok(self.socket.send_to(buf, target).await?)
+    }
+    fn local_addr(&self) -> util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(handshake: &[u8]) -> Vec<u8> {
+        let mut v = vec![CONTENT_HANDSHAKE, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+        v.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+        v.extend_from_slice(handshake);
+        v
+    }
+
+    fn handshake(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let len = body.len() as u32;
+        let mut v = vec![msg_type];
+        v.extend_from_slice(&len.to_be_bytes()[1..]);
+        v.extend_from_slice(&[0, 0, 0, 0, 0]);
+        v.extend_from_slice(&len.to_be_bytes()[1..]);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn use_srtp(profiles: &[u16]) -> Vec<u8> {
+        let mut ext = Vec::new();
+        ext.extend_from_slice(&EXT_USE_SRTP.to_be_bytes());
+        let data_len = 2 + profiles.len() * 2 + 1;
+        ext.extend_from_slice(&(data_len as u16).to_be_bytes());
+        ext.extend_from_slice(&((profiles.len() * 2) as u16).to_be_bytes());
+        for p in profiles {
+            ext.extend_from_slice(&p.to_be_bytes());
+        }
+        ext.push(0);
+        ext
+    }
+
+    fn server_hello(profile: u16) -> Vec<u8> {
+        let mut body = vec![0xfe, 0xfd];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&[0xc0, 0x2b, 0]);
+        let ext = use_srtp(&[profile]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        record(&handshake(SERVER_HELLO, &body))
+    }
+
+    fn client_hello(profiles: &[u16]) -> Vec<u8> {
+        let mut body = vec![0xfe, 0xfd];
+        body.extend_from_slice(&[9; 32]);
+        body.push(0); // session id
+        body.push(0); // cookie
+        body.extend_from_slice(&[0, 2, 0xc0, 0x2b]);
+        body.extend_from_slice(&[1, 0]);
+        let mut ext = vec![0xff, 0x01, 0, 1, 0]; // renegotiation_info first
+        ext.extend(use_srtp(profiles));
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        record(&handshake(CLIENT_HELLO, &body))
+    }
+
+    #[test]
+    fn reads_server_choice_and_client_offer() {
+        assert_eq!(
+            find_hello(&server_hello(SRTP_AEAD_AES_128_GCM)),
+            Some(Hello::Server(SRTP_AEAD_AES_128_GCM))
+        );
+        let offer = [
+            SRTP_AES128_CM_HMAC_SHA1_80,
+            SRTP_AEAD_AES_256_GCM,
+            SRTP_AEAD_AES_128_GCM,
+        ];
+        assert_eq!(
+            find_hello(&client_hello(&offer)),
+            Some(Hello::Client(offer.to_vec()))
+        );
+    }
+
+    #[test]
+    fn truncated_and_garbage_give_none() {
+        let full = server_hello(SRTP_AEAD_AES_128_GCM);
+        for n in 0..full.len() {
+            assert_eq!(find_hello(&full[..n]), None, "prefix of {n} bytes");
+        }
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            let mut buf = vec![CONTENT_HANDSHAKE; 64];
+            for b in buf.iter_mut().skip(1) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            let _ = find_hello(&buf);
+        }
+    }
+
+    #[test]
+    fn alerts_are_reported_per_peer() {
+        let obs = SrtpObserver::default();
+        let mut rx = obs.alerts();
+        let a: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        obs.observe_incoming(&[CONTENT_ALERT, 0xfe, 0xfd, 0, 1], a);
+        assert_eq!(rx.try_recv().ok(), Some(a));
+        obs.observe_incoming(&[0x80, 96, 0, 1], a); // RTP: nothing
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn observer_keeps_choice_per_peer() {
+        let obs = SrtpObserver::default();
+        let a: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        obs.observe(&server_hello(SRTP_AES128_CM_HMAC_SHA1_80), a);
+        assert_eq!(obs.profile_for(a), Some(SRTP_AES128_CM_HMAC_SHA1_80));
+        obs.forget(a);
+        assert_eq!(obs.profile_for(a), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Broken input of every kind gets its clear error (or is dropped and counted) while an
+//! existing viewer keeps playing without a gap.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use hubcast::config::RtspTransport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CHROMIUM_WHEP: &str = include_str!("data/chromium-whep-offer.sdp");
+
+const VP8_ONLY: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 1B:3A:F7:44:5E:D1:ED:A8:E0:70:FC:AD:2F:F1:4A:13:D8:D6:07:CE:42:41:7D:A8:36:1F:1E:68:C2:1B:27:A8\r\na=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+
+async fn rtsp_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before we finish writing a huge request.
+    let _ = s.write_all(raw).await;
+    let resp = read_response(&mut s).await;
+    let mut rest = [0u8; 1];
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut rest)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    );
+    (resp, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
+        .await
+        .expect("POST");
+    assert!(v.wait_connected(Duration::from_secs(10)).await);
+    let url = whep_url(&server, "cam");
+
+    // WHEP: wrong content type, non-SDP, truncated SDP, VP8 only, no stream.
+    let (s, _, body) = post_raw(&url, "text/plain", b"hello".to_vec()).await;
+    assert_eq!(s, 415, "{body}");
+    let (s, _, body) = post_sdp(&url, "this is not SDP").await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("SDP"), "{body}");
+    for cut in [60, CHROMIUM_WHEP.find("a=ice-ufrag").expect("ufrag")] {
+        let (s, _, body) = post_sdp(&url, &CHROMIUM_WHEP[..cut]).await;
+        assert_eq!(s, 400, "truncated at {cut}: {body}");
+    }
+    let (s, _, body) = post_sdp(&url, VP8_ONLY).await;
+    assert_eq!(s, 406, "{body}");
+    assert!(body.contains("H.264"), "{body}");
+    let (s, _, body) = post_sdp(&whep_url(&server, "nothing"), CHROMIUM_WHEP).await;
+    assert_eq!(s, 404, "{body}");
+    let http = server.addrs.webrtc_http.expect("http");
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "http://{http}/cam/whep/0123456789abcdef0123456789abcdef"
+        ))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status().as_u16(), 404);
+    let r = reqwest::Client::new()
+        .patch(format!("http://{http}{}", v.location))
+        .header("Content-Type", "application/trickle-ice-sdpfrag")
+        .body("not a fragment")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status().as_u16(), 400);
+
+    // RTSP: garbage request line, a 1 MB header, ANNOUNCE without H.264, a second publisher.
+    let (resp, closed) = rtsp_exchange(rtsp, b"\x16\x03\x01 garbage\r\n\r\n").await;
+    assert!(resp.starts_with("RTSP/1.0 400"), "{resp}");
+    assert!(closed, "connection left open after garbage");
+    let mut huge = b"OPTIONS rtsp://x/cam RTSP/1.0\r\nCSeq: 1\r\nX-Pad: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let (resp, closed) = rtsp_exchange(rtsp, &huge).await;
+    assert!(resp.starts_with("RTSP/1.0 400"), "{resp:.200}");
+    assert!(closed, "connection left open after a 1 MB header");
+
+    let mut p = RawPublisher::connect(rtsp).await;
+    let aac = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=control:trackID=0\r\n";
+    let err = p
+        .start(&format!("rtsp://{rtsp}/aac"), aac)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.starts_with("RTSP/1.0 406") && err.contains("H.264"),
+        "{err}"
+    );
+
+    let mut p = RawPublisher::connect(rtsp).await;
+    let err = p
+        .start(&format!("rtsp://{rtsp}/cam"), H264_SDP)
+        .await
+        .expect_err("busy");
+    assert!(
+        err.starts_with("RTSP/1.0 400") && err.contains("already has a publisher"),
+        "{err}"
+    );
+
+    // Broken RTP from a publisher on another path: dropped and counted.
+    let mut p = RawPublisher::connect(rtsp).await;
+    p.start(&format!("rtsp://{rtsp}/junk"), H264_SDP)
+        .await
+        .expect("publish junk");
+    let junk = server.paths.stream("junk").expect("junk stream");
+    let mut x: u32 = 0x9e37_79b9;
+    for _ in 0..200 {
+        let len = 1 + (x % 1400) as usize;
+        let mut b = vec![0u8; len];
+        for byte in b.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *byte = x as u8;
+        }
+        p.send_interleaved((x % 4) as u8, &b).await;
+    }
+    let before = junk.stats.invalid_in.load(Ordering::Relaxed);
+    // FU-A middle fragment with no start, then a STAP-A whose NAL length runs past the end.
+    p.send_interleaved(0, &rtp_packet(1000, 3000, false, &[0x7c, 0x05, 1, 2, 3]))
+        .await;
+    p.send_interleaved(
+        0,
+        &rtp_packet(1001, 3000, true, &[0x78, 0x00, 0x40, 0x67, 1]),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(2), || junk
+            .stats
+            .invalid_in
+            .load(Ordering::Relaxed)
+            >= before + 2)
+        .await,
+        "broken H.264 not counted"
+    );
+    let (s, _) = p
+        .request("GET_PARAMETER", &format!("rtsp://{rtsp}/junk"), &[], "")
+        .await;
+    assert_eq!(s, 200, "the junk publisher's session survived its own junk");
+
+    // The viewer never noticed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = v.snapshot(|r| r.aus.len());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    v.snapshot(|r| {
+        assert_eq!(r.seq_gaps, 0, "viewer saw gaps");
+        assert!(
+            r.aus.len() >= before + 20,
+            "viewer stalled: {} -> {}",
+            before,
+            r.aus.len()
+        );
+    });
+    v.close().await;
+    ff.stop().await;
+    server.shutdown();
+}
