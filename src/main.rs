@@ -9,6 +9,12 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc reads this at startup: heap profiling compiled in but inactive (no sampling cost)
+/// until /debug/pprof/heap or HUBCAST_HEAP_PROFILE=1 activates it; one sample per 512 KiB.
+#[allow(non_upper_case_globals)]
+#[export_name = "malloc_conf"]
+pub static malloc_conf: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\0";
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
     let config = match args.next() {

@@ -2,3 +2,4 @@
 
 pub mod h264;
 pub mod rtp;
+pub mod passthrough;

@@ -16,7 +16,7 @@ use super::server::{RtspServer, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
 use crate::config::RtspTransport;
 use crate::media::h264::ParamSets;
-use crate::path::ingest::Ingest;
+use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{PathError, Publisher, Track};
 
 /// Advertised in `Session: id;timeout=N`; clients send keep-alives well within it.
@@ -390,6 +390,7 @@ impl Connection {
         let ingest = Arc::new(Mutex::new(Ingest::new(
             Arc::clone(&publisher.hub),
             &ann.media_to_track,
+            H264Mode::Reframe,
         )));
         self.udp_last_seen
             .store(self.server.now_ms(), Ordering::Relaxed);

@@ -197,11 +197,7 @@ async fn post(
         .map_err(|_| HttpError::BadRequest("the SDP offer is not valid UTF-8".into()))?;
     let (session, answer) = match kind {
         SessionKind::Whep => server.whep_offer(path, offer, peer).await?,
-        SessionKind::Whip => {
-            return Err(HttpError::NotFound(
-                "WHIP publishing is not available yet".into(),
-            ))
-        }
+        SessionKind::Whip => server.whip_offer(path, offer, peer).await?,
     };
     let mut r = Response::new(Body::from(answer));
     *r.status_mut() = StatusCode::CREATED;

@@ -6,8 +6,15 @@ pub mod http;
 pub mod sdp;
 pub mod session;
 pub mod whep;
+pub mod whip;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::config::Config;
 use crate::path::{PathError, PathManager};
@@ -80,5 +87,54 @@ impl WebrtcServer {
             sessions: Arc::new(Sessions::default()),
             paths,
         }))
+    }
+}
+
+/// Longest we wait for our own candidates; the muxed host candidates come at once.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Applies an offer, without the feedback we do not implement.
+async fn set_offer(pc: &RTCPeerConnection, offer: &str) -> Result<(), HttpError> {
+    let offer = RTCSessionDescription::offer(sdp::strip_bare_nack(offer))
+        .map_err(|e| HttpError::BadRequest(format!("invalid offer: {e}")))?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| HttpError::BadRequest(format!("offer refused: {e}")))
+}
+
+/// Creates the answer and waits for our candidates: WHIP/WHEP servers answer with all of
+/// them at once instead of trickling.
+async fn complete_answer(pc: &RTCPeerConnection) -> Result<String, HttpError> {
+    let answer = pc
+        .create_answer(None)
+        .await
+        .map_err(|e| HttpError::Internal(format!("create answer: {e}")))?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| HttpError::Internal(format!("set local description: {e}")))?;
+    let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
+    Ok(pc
+        .local_description()
+        .await
+        .ok_or_else(|| HttpError::Internal("no local description".into()))?
+        .sdp)
+}
+
+impl WebrtcServer {
+    /// `webrtcAdditionalHosts` as IPs; names are resolved on each use so DNS changes apply.
+    async fn additional_hosts(&self) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for host in &self.config.webrtc_additional_hosts {
+            if let Ok(ip) = host.parse() {
+                out.push(ip);
+                continue;
+            }
+            match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(addrs) => out.extend(addrs.map(|a| a.ip())),
+                Err(e) => warn!(host, error = %e, "webrtcAdditionalHosts: cannot resolve"),
+            }
+        }
+        out
     }
 }

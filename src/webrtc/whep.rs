@@ -2,11 +2,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 use webrtc::peer_connection::configuration::RTCConfiguration;
-use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -16,13 +14,10 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
 use super::engine::{keyframe_feedback, SessionCodecs};
-use super::sdp::{add_host_candidates, choose_h264, parse_offer, set_answer_plid, strip_bare_nack};
+use super::sdp::{add_host_candidates, choose_h264, parse_offer, set_answer_plid};
 use super::session::{dtls_alert, remote_addr, PcState, Session, SessionKind};
-use super::{HttpError, WebrtcServer};
+use super::{complete_answer, set_offer, HttpError, WebrtcServer};
 use crate::path::{Codec, Hub, Packet, Reader};
-
-/// Longest we wait for our own candidates; the muxed host candidates come at once.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The local track that carries one hub track to this viewer, with its own sequence numbers.
 struct Outbound {
@@ -191,26 +186,8 @@ impl WebrtcServer {
             tokio::spawn(read_rtcp(sender, Arc::clone(hub)));
         }
 
-        let offer = RTCSessionDescription::offer(strip_bare_nack(offer))
-            .map_err(|e| HttpError::BadRequest(format!("invalid offer: {e}")))?;
-        pc.set_remote_description(offer)
-            .await
-            .map_err(|e| HttpError::BadRequest(format!("offer refused: {e}")))?;
-
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(|e| HttpError::Internal(format!("create answer: {e}")))?;
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(answer)
-            .await
-            .map_err(|e| HttpError::Internal(format!("set local description: {e}")))?;
-        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
-        let local = pc
-            .local_description()
-            .await
-            .ok_or_else(|| HttpError::Internal("no local description".into()))?;
-        Ok((outbound, local.sdp))
+        set_offer(pc, offer).await?;
+        Ok((outbound, complete_answer(pc).await?))
     }
 
     /// Feeds one viewer until it leaves, the stream ends, or the session is closed.
@@ -245,21 +222,6 @@ impl WebrtcServer {
                 Err(reason) => reason,
             },
         }
-    }
-
-    async fn additional_hosts(&self) -> Vec<std::net::IpAddr> {
-        let mut out = Vec::new();
-        for host in &self.config.webrtc_additional_hosts {
-            if let Ok(ip) = host.parse() {
-                out.push(ip);
-                continue;
-            }
-            match tokio::net::lookup_host((host.as_str(), 0)).await {
-                Ok(addrs) => out.extend(addrs.map(|a| a.ip())),
-                Err(e) => warn!(host, error = %e, "webrtcAdditionalHosts: cannot resolve"),
-            }
-        }
-        out
     }
 }
 

@@ -655,3 +655,222 @@ pub fn gcm_only() -> Vec<SrtpProfile> {
 pub fn bytes(v: Vec<u8>) -> Bytes {
     Bytes::from(v)
 }
+
+/// A WHIP publisher: the `webrtc` crate as offerer, sending RTP that ffmpeg produces
+/// (H.264 packetization-mode=1 with 1200-byte packets, and Opus), like a hardware encoder
+/// or GStreamer's whipsink would.
+pub struct WhipPublisher {
+    pub pc: Arc<RTCPeerConnection>,
+    pub location: String,
+    pub plis: Arc<std::sync::atomic::AtomicU64>,
+    ffmpeg: Vec<Child>,
+}
+
+impl WhipPublisher {
+    pub async fn connect(url: &str, gop: u32) -> Result<WhipPublisher, PostError> {
+        use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+        use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+
+        let mut m = MediaEngine::default();
+        m.register_default_codecs().expect("codecs");
+        let registry =
+            register_default_interceptors(Registry::new(), &mut m).expect("interceptors");
+        let mut s = SettingEngine::default();
+        s.set_include_loopback_candidate(true);
+        s.set_network_types(vec![NetworkType::Udp4]);
+        s.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+        s.set_ice_multicast_dns_mode(webrtc::ice::mdns::MulticastDnsMode::Disabled);
+        let api = APIBuilder::new()
+            .with_media_engine(m)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(s)
+            .build();
+        let pc = Arc::new(
+            api.new_peer_connection(RTCConfiguration::default())
+                .await
+                .expect("pc"),
+        );
+        let video = Arc::new(TrackLocalStaticRTP::new(
+            h264_cap("42e01f"),
+            "video".into(),
+            "whip".into(),
+        ));
+        let audio = Arc::new(TrackLocalStaticRTP::new(
+            RTCRtpCodecCapability {
+                mime_type: "audio/opus".into(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: vec![],
+            },
+            "audio".into(),
+            "whip".into(),
+        ));
+        let plis = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for (track, count) in [
+            (
+                Arc::clone(&video) as Arc<dyn TrackLocal + Send + Sync>,
+                true,
+            ),
+            (
+                Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>,
+                false,
+            ),
+        ] {
+            let sender = pc.add_track(track).await.expect("track");
+            let plis = Arc::clone(&plis);
+            tokio::spawn(async move {
+                while let Ok((pkts, _)) = sender.read_rtcp().await {
+                    for p in pkts {
+                        if count && p.as_any().is::<PictureLossIndication>() {
+                            plis.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        let offer = pc.create_offer(None).await.expect("offer");
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await.expect("local");
+        let _ = gathered.recv().await;
+        let offer = pc.local_description().await.expect("offer").sdp;
+        let (status, headers, body) = post_sdp(url, &offer).await;
+        if status != 201 {
+            let _ = pc.close().await;
+            return Err(PostError { status, body });
+        }
+        let location = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        pc.set_remote_description(RTCSessionDescription::answer(body).expect("answer"))
+            .await
+            .expect("remote");
+
+        // ffmpeg -> RTP on loopback -> our tracks.
+        let vsock = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+        let asock = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+        let vport = vsock.local_addr().expect("addr").port();
+        let aport = asock.local_addr().expect("addr").port();
+        let gop = gop.to_string();
+        let v = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=1280x720:rate=30",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-profile:v",
+                "baseline",
+                "-bf",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+                "-b:v",
+                "2M",
+                "-g",
+                &gop,
+                "-keyint_min",
+                &gop,
+            ])
+            .args([
+                "-f",
+                "rtp",
+                "-payload_type",
+                "96",
+                "-pkt_size",
+                "1200",
+                &format!("rtp://127.0.0.1:{vport}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ffmpeg");
+        let a = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
+            .args([
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "64k",
+                "-f",
+                "rtp",
+                "-payload_type",
+                "111",
+                &format!("rtp://127.0.0.1:{aport}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ffmpeg");
+        for (sock, track) in [(vsock, video), (asock, audio)] {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok(n) = sock.recv(&mut buf).await {
+                    if track.write(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(WhipPublisher {
+            pc,
+            location,
+            plis,
+            ffmpeg: vec![v, a],
+        })
+    }
+
+    pub fn plis(&self) -> u64 {
+        self.plis.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn stop(mut self) {
+        for c in &mut self.ffmpeg {
+            let _ = c.kill().await;
+        }
+        let _ = self.pc.close().await;
+    }
+}
+
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut r = reqwest::Client::new()
+        .request(m, url)
+        .body(body.to_string());
+    if let Some(ct) = content_type {
+        r = r.header("Content-Type", ct);
+    }
+    let resp = r.send().await.expect("HTTP request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
