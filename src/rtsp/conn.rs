@@ -11,20 +11,31 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::message::{self, Incoming, Method, Request, Response};
-use super::sdp::{match_control, parse_media, path_of_url, MediaDesc, MediaKind};
+use super::play::{self, PlayTarget, PlayTrack};
+use super::sdp::{
+    build_describe, match_control, parse_media, path_of_url, split_control, MediaDesc, MediaKind,
+};
 use super::server::{RtspServer, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
 use crate::config::RtspTransport;
 use crate::media::h264::ParamSets;
 use crate::path::ingest::{H264Mode, Ingest};
-use crate::path::{PathError, Publisher, Track};
+use crate::path::{Hub, PathError, Publisher, Track};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::task::JoinHandle;
 
 /// Advertised in `Session: id;timeout=N`; clients send keep-alives well within it.
 const SESSION_TIMEOUT_SECS: u64 = 60;
 /// A UDP publisher's control connection may stay silent this long (its media is watched).
 const IDLE_CONTROL_LIMIT: Duration = Duration::from_secs(24 * 3600);
-const PUBLIC_METHODS: &str =
-    "OPTIONS, ANNOUNCE, SETUP, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+/// A reader's session: the path it reads and where each track goes.
+struct Playing {
+    hub: Arc<Hub>,
+    tracks: Vec<Option<PlayTrack>>,
+    player: Option<JoinHandle<String>>,
+}
 
 struct Announced {
     path: String,
@@ -52,6 +63,8 @@ pub struct Connection {
     ingest: Option<Arc<Mutex<Ingest>>>,
     udp_last_seen: Arc<AtomicU64>,
     udp_routes: Vec<SocketAddr>,
+    playing: Option<Playing>,
+    writer: Option<Arc<tokio::sync::Mutex<OwnedWriteHalf>>>,
 }
 
 /// What a handled request asks of the connection loop.
@@ -73,7 +86,13 @@ impl Connection {
             ingest: None,
             udp_last_seen: Arc::new(AtomicU64::new(0)),
             udp_routes: Vec::new(),
+            playing: None,
+            writer: None,
         }
+    }
+
+    fn is_playing(&self) -> bool {
+        self.playing.as_ref().is_some_and(|p| p.player.is_some())
     }
 
     fn recording_udp(&self) -> bool {
@@ -81,7 +100,9 @@ impl Connection {
     }
 
     pub async fn serve(mut self, stream: TcpStream) {
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, wr) = stream.into_split();
+        let wr = Arc::new(tokio::sync::Mutex::new(wr));
+        self.writer = Some(Arc::clone(&wr));
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut out = BytesMut::with_capacity(1024);
         let read_timeout = self.server.config.read_timeout;
@@ -93,7 +114,7 @@ impl Connection {
                         let (resp, after) = self.handle(&req);
                         out.clear();
                         resp.write_to(&mut out);
-                        if let Err(e) = wr.write_all(&out).await {
+                        if let Err(e) = wr.lock().await.write_all(&out).await {
                             break 'conn format!("write failed: {e}");
                         }
                         if let After::Close(reason) = after {
@@ -110,15 +131,16 @@ impl Connection {
                         Response::new(e.status())
                             .body("text/plain", format!("{e}\n"))
                             .write_to(&mut out);
-                        let _ = wr.write_all(&out).await;
+                        let _ = wr.lock().await.write_all(&out).await;
                         break 'conn format!("bad request: {e}");
                     }
                 }
             }
             buf.reserve(16 * 1024);
             let recording_udp = self.recording_udp();
-            // Over UDP the control connection may idle; the watchdog checks the media instead.
-            let read_limit = if recording_udp {
+            // Over UDP the control connection may idle (the watchdog checks the media
+            // instead), and readers owe us nothing while they play.
+            let read_limit = if recording_udp || self.is_playing() {
                 IDLE_CONTROL_LIMIT
             } else {
                 read_timeout
@@ -137,6 +159,7 @@ impl Connection {
                     }
                 }
                 _ = kicked(&mut self.publisher) => break "replaced by another publisher".to_string(),
+                r = player_done(&mut self.playing) => break r,
             }
         };
         self.finish(&reason);
@@ -146,8 +169,21 @@ impl Connection {
         for r in self.udp_routes.drain(..) {
             self.server.remove_route(&r);
         }
+        if let Some(p) = self.playing.take() {
+            if let Some(task) = p.player {
+                task.abort();
+                RtspServer::log_session_end(
+                    "reader",
+                    p.hub.path(),
+                    self.peer,
+                    self.session_id.as_deref().unwrap_or("-"),
+                    reason,
+                );
+            }
+        }
         if let Some(p) = self.publisher.take() {
             RtspServer::log_session_end(
+                "publisher",
                 p.hub.path(),
                 self.peer,
                 self.session_id.as_deref().unwrap_or("-"),
@@ -194,10 +230,9 @@ impl Connection {
             Method::Record => self.record(),
             Method::GetParameter | Method::SetParameter => Ok(Response::new(200)),
             Method::Teardown => return (Response::new(200), After::Close("TEARDOWN".into())),
-            Method::Describe | Method::Play | Method::Pause => Err(text(
-                501,
-                "reading over RTSP is not supported yet; play via WHEP".into(),
-            )),
+            Method::Describe => self.describe(req),
+            Method::Play => self.play(req),
+            Method::Pause => self.pause(),
             _ => Err(text(
                 501,
                 format!("method {} is not implemented", req.method),
@@ -207,8 +242,8 @@ impl Connection {
     }
 
     fn announce(&mut self, req: &Request) -> Result<Response, Response> {
-        if self.announced.is_some() {
-            return Err(text(455, "already announced".into()));
+        if self.announced.is_some() || self.playing.is_some() {
+            return Err(text(455, "already announced or reading".into()));
         }
         let ct = req.header("Content-Type").unwrap_or("");
         if !ct.trim().eq_ignore_ascii_case("application/sdp") {
@@ -291,34 +326,11 @@ impl Connection {
             return Err(text(455, "SETUP after RECORD".into()));
         }
         let Some(ann) = &self.announced else {
-            return Err(text(
-                455,
-                "SETUP without ANNOUNCE: reading over RTSP is not supported yet".into(),
-            ));
+            return self.setup_play(req);
         };
-        let header = req
-            .header("Transport")
-            .ok_or_else(|| text(400, "SETUP without a Transport header".into()))?;
-        let specs = parse_transport(header).map_err(|e| text(461, format!("{e}")))?;
         let media = match_control(&ann.medias, &ann.base_url, &req.uri)
             .ok_or_else(|| text(404, format!("no media matches the SETUP URL {:?}", req.uri)))?;
-        let allowed = &self.server.config.rtsp_transports;
-        let spec = specs
-            .iter()
-            .find(|s| match s.lower {
-                Lower::Tcp => allowed.contains(&RtspTransport::Tcp),
-                Lower::Udp => {
-                    allowed.contains(&RtspTransport::Udp) && !s.multicast && s.client_port.is_some()
-                }
-            })
-            .ok_or_else(|| {
-                text(
-                    461,
-                    format!(
-                        "none of the offered transports is enabled (rtspTransports: {allowed:?})"
-                    ),
-                )
-            })?;
+        let spec = self.pick_transport(req)?;
         let reply = match spec.lower {
             Lower::Tcp => {
                 let (rtp, rtcp) = spec
@@ -362,6 +374,172 @@ impl Connection {
             self.session_id = Some(self.server.new_session_id());
         }
         Ok(Response::new(200).header("Transport", reply.to_header()))
+    }
+
+    /// The first transport of the client's list that is enabled here.
+    fn pick_transport(&self, req: &Request) -> Result<TransportSpec, Response> {
+        let header = req
+            .header("Transport")
+            .ok_or_else(|| text(400, "SETUP without a Transport header".into()))?;
+        let specs = parse_transport(header).map_err(|e| text(461, format!("{e}")))?;
+        let allowed = &self.server.config.rtsp_transports;
+        specs
+            .into_iter()
+            .find(|s| match s.lower {
+                Lower::Tcp => allowed.contains(&RtspTransport::Tcp),
+                Lower::Udp => {
+                    allowed.contains(&RtspTransport::Udp) && !s.multicast && s.client_port.is_some()
+                }
+            })
+            .ok_or_else(|| {
+                text(
+                    461,
+                    format!(
+                        "none of the offered transports is enabled (rtspTransports: {allowed:?})"
+                    ),
+                )
+            })
+    }
+
+    /// The path a reader's URL names, and its live stream.
+    fn reader_stream(&self, url: &str) -> Result<(String, Option<String>, Arc<Hub>), Response> {
+        let full = path_of_url(url)
+            .ok_or_else(|| text(400, format!("cannot read a path from the URL {url:?}")))?;
+        let (path, control) = split_control(&full);
+        let hub = self.server.paths.stream(&path).map_err(path_error)?;
+        Ok((path, control, hub))
+    }
+
+    fn describe(&mut self, req: &Request) -> Result<Response, Response> {
+        let (_, _, hub) = self.reader_stream(&req.uri)?;
+        let sdp = build_describe(&play::describe_medias(&hub.tracks()));
+        let base = format!("{}/", req.uri.trim_end_matches('/'));
+        Ok(Response::new(200)
+            .header("Content-Base", base)
+            .body("application/sdp", sdp))
+    }
+
+    fn setup_play(&mut self, req: &Request) -> Result<Response, Response> {
+        if self.is_playing() {
+            return Err(text(455, "SETUP while playing".into()));
+        }
+        let (_, control, hub) = self.reader_stream(&req.uri)?;
+        let tracks = hub.tracks();
+        let index = match control.as_deref().and_then(|c| c.split_once('=')) {
+            Some((_, n)) => n.parse::<usize>().ok(),
+            None if tracks.len() == 1 => Some(0),
+            None => None,
+        }
+        .filter(|i| *i < tracks.len())
+        .ok_or_else(|| text(404, format!("no track matches the SETUP URL {:?}", req.uri)))?;
+        if let Some(p) = &self.playing {
+            if !Arc::ptr_eq(&p.hub, &hub) {
+                return Err(text(
+                    455,
+                    "all tracks of a session must come from one path".into(),
+                ));
+            }
+        }
+        let spec = self.pick_transport(req)?;
+        let ssrc: u32 = rand::random();
+        let (target, reply) = match spec.lower {
+            Lower::Tcp => {
+                let (rtp, rtcp) = spec
+                    .interleaved
+                    .unwrap_or((2 * index as u8, 2 * index as u8 + 1));
+                let reply = TransportSpec {
+                    lower: Lower::Tcp,
+                    multicast: false,
+                    interleaved: Some((rtp, rtcp)),
+                    client_port: None,
+                    server_port: None,
+                    mode_record: false,
+                    ssrc: Some(ssrc),
+                };
+                (PlayTarget::Tcp { channel: rtp }, reply)
+            }
+            Lower::Udp => {
+                let (Some(cp), Some(rtp_port), Some(rtcp_port)) = (
+                    spec.client_port,
+                    self.server.rtp_port,
+                    self.server.rtcp_port,
+                ) else {
+                    return Err(text(461, "UDP needs client_port".into()));
+                };
+                let reply = TransportSpec {
+                    lower: Lower::Udp,
+                    multicast: false,
+                    interleaved: None,
+                    client_port: Some(cp),
+                    server_port: Some((rtp_port, rtcp_port)),
+                    mode_record: false,
+                    ssrc: Some(ssrc),
+                };
+                let rtp = SocketAddr::new(self.peer.ip(), cp.0);
+                (PlayTarget::Udp { rtp }, reply)
+            }
+        };
+        let playing = self.playing.get_or_insert_with(|| Playing {
+            hub: Arc::clone(&hub),
+            tracks: vec![None; tracks.len()],
+            player: None,
+        });
+        playing.tracks[index] = Some(PlayTrack {
+            target,
+            ssrc,
+            seq: rand::random(),
+            payload_type: play::payload_type(&tracks[index]),
+        });
+        if self.session_id.is_none() {
+            self.session_id = Some(self.server.new_session_id());
+        }
+        Ok(Response::new(200).header("Transport", reply.to_header()))
+    }
+
+    fn play(&mut self, req: &Request) -> Result<Response, Response> {
+        let Some(playing) = &mut self.playing else {
+            return Err(text(455, "PLAY before SETUP".into()));
+        };
+        if playing.player.is_some() {
+            return Ok(Response::new(200));
+        }
+        let reader = playing
+            .hub
+            .add_reader()
+            .map_err(|e| text(404, e.to_string()))?;
+        let base = req.uri.trim_end_matches('/');
+        let rtp_info: Vec<String> = playing
+            .tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some(format!("url={base}/trackID={i};seq={}", t.as_ref()?.seq)))
+            .collect();
+        let write_timeout = self.server.config.write_timeout;
+        let task = play::run(
+            reader,
+            playing.tracks.clone(),
+            self.writer.clone(),
+            self.server.rtp_socket.clone(),
+            write_timeout,
+        );
+        playing.player = Some(tokio::spawn(task));
+        info!(
+            path = playing.hub.path(), peer = %self.peer,
+            session = self.session_id.as_deref().unwrap_or("-"), "RTSP reader session started"
+        );
+        Ok(Response::new(200)
+            .header("RTP-Info", rtp_info.join(","))
+            .header("Range", "npt=0.000-"))
+    }
+
+    fn pause(&mut self) -> Result<Response, Response> {
+        let Some(playing) = &mut self.playing else {
+            return Err(text(455, "PAUSE before SETUP".into()));
+        };
+        if let Some(task) = playing.player.take() {
+            task.abort();
+        }
+        Ok(Response::new(200))
     }
 
     fn record(&mut self) -> Result<Response, Response> {
@@ -419,6 +597,16 @@ impl Connection {
         self.ingest = Some(ingest);
         self.publisher = Some(publisher);
         Ok(Response::new(200))
+    }
+}
+
+/// Resolves with the player's reason once it stopped (stream ended, reader too slow).
+async fn player_done(p: &mut Option<Playing>) -> String {
+    match p.as_mut().and_then(|p| p.player.as_mut()) {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|e| format!("player stopped: {e}")),
+        None => std::future::pending().await,
     }
 }
 

@@ -1,7 +1,8 @@
-//! RTSP: wire format, publisher sessions (ANNOUNCE/RECORD).
+//! RTSP: wire format, publishers (ANNOUNCE/RECORD) and readers (DESCRIBE/PLAY).
 
 pub mod conn;
 pub mod message;
+pub mod play;
 pub mod sdp;
 pub mod server;
 pub mod transport;

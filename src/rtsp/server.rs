@@ -29,6 +29,8 @@ pub struct RtspServer {
     pub paths: Arc<PathManager>,
     pub rtp_port: Option<u16>,
     pub rtcp_port: Option<u16>,
+    /// Readers over UDP are sent RTP from this socket (the port we announce as server_port).
+    pub rtp_socket: Option<Arc<UdpSocket>>,
     routes: Mutex<HashMap<SocketAddr, UdpRoute>>,
     epoch: Instant,
     next_session: AtomicU64,
@@ -71,6 +73,7 @@ impl RtspServer {
             paths,
             rtp_port: bound.rtp.map(|a| a.port()),
             rtcp_port: bound.rtcp.map(|a| a.port()),
+            rtp_socket: rtp.clone(),
             routes: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             next_session: AtomicU64::new(1),
@@ -166,7 +169,7 @@ impl RtspServer {
         format!("{:08x}{:08x}", rand::random::<u32>(), n as u32)
     }
 
-    pub fn log_session_end(path: &str, peer: SocketAddr, session: &str, reason: &str) {
-        info!(path, peer = %peer, session, reason, "RTSP publisher session ended");
+    pub fn log_session_end(kind: &str, path: &str, peer: SocketAddr, session: &str, reason: &str) {
+        info!(path, peer = %peer, session, reason, "RTSP {kind} session ended");
     }
 }

@@ -1,0 +1,155 @@
+//! RTSP readers (DESCRIBE/SETUP/PLAY): any ready path, whatever its source, read back over
+//! RTSP by VLC, ffmpeg, NVRs or an edge hubcast.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::UdpSocket;
+use tokio::sync::Mutex;
+
+use super::sdp::{MediaDesc, MediaKind};
+use crate::path::{Codec, Packet, Reader, Track};
+
+/// Payload types in our DESCRIBE: one per track, by index.
+pub fn payload_type(track: &Track) -> u8 {
+    match track.codec {
+        Codec::H264(_) => 96,
+        Codec::Opus { .. } => 97,
+    }
+}
+
+/// The medias of a DESCRIBE answer for a hub's tracks (control `trackID=<index>`).
+pub fn describe_medias(tracks: &[Track]) -> Vec<MediaDesc> {
+    tracks
+        .iter()
+        .map(|t| match &t.codec {
+            Codec::H264(params) => {
+                let mut fmtp = vec![("packetization-mode".to_string(), "1".to_string())];
+                if let Some(sprop) = params.to_sprop() {
+                    fmtp.push(("sprop-parameter-sets".into(), sprop));
+                }
+                if let Some(plid) = params.profile_level_id() {
+                    fmtp.push(("profile-level-id".into(), plid));
+                }
+                MediaDesc {
+                    kind: MediaKind::Video,
+                    payload_type: payload_type(t),
+                    codec: "H264".into(),
+                    clock_rate: 90_000,
+                    channels: None,
+                    fmtp,
+                    control: None,
+                }
+            }
+            Codec::Opus { channels } => MediaDesc {
+                kind: MediaKind::Audio,
+                payload_type: payload_type(t),
+                codec: "OPUS".into(),
+                clock_rate: 48_000,
+                channels: Some((*channels).max(2)),
+                fmtp: vec![("sprop-stereo".into(), u8::from(*channels > 1).to_string())],
+                control: None,
+            },
+        })
+        .collect()
+}
+
+/// Where one track goes.
+#[derive(Debug, Clone, Copy)]
+pub enum PlayTarget {
+    Tcp { channel: u8 },
+    Udp { rtp: SocketAddr },
+}
+
+/// Per-track RTP state of one reader.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayTrack {
+    pub target: PlayTarget,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub payload_type: u8,
+}
+
+/// Feeds one RTSP reader until the stream ends or the connection breaks. A stalled TCP
+/// reader blocks only here: its hub queue overflows and the hub drops for it alone.
+pub async fn run(
+    mut reader: Reader,
+    mut tracks: Vec<Option<PlayTrack>>,
+    tcp: Option<Arc<Mutex<OwnedWriteHalf>>>,
+    udp: Option<Arc<UdpSocket>>,
+    write_timeout: Duration,
+) -> String {
+    let out = Out {
+        tcp,
+        udp,
+        write_timeout,
+    };
+    // One reusable buffer: no allocation per packet.
+    let mut buf = BytesMut::with_capacity(2048);
+    let gop = std::mem::take(&mut reader.gop);
+    for pkt in &gop {
+        if let Err(e) = send(pkt, &mut tracks, &mut buf, &out).await {
+            return e;
+        }
+    }
+    drop(gop);
+    while let Some(pkt) = reader.recv().await {
+        if let Err(e) = send(&pkt, &mut tracks, &mut buf, &out).await {
+            return e;
+        }
+    }
+    "stream ended".into()
+}
+
+struct Out {
+    tcp: Option<Arc<Mutex<OwnedWriteHalf>>>,
+    udp: Option<Arc<UdpSocket>>,
+    write_timeout: Duration,
+}
+
+async fn send(
+    pkt: &Packet,
+    tracks: &mut [Option<PlayTrack>],
+    buf: &mut BytesMut,
+    out: &Out,
+) -> Result<(), String> {
+    let Some(Some(t)) = tracks.get_mut(pkt.track as usize) else {
+        return Ok(());
+    };
+    buf.clear();
+    let rtp_len = 12 + pkt.payload.len();
+    if let PlayTarget::Tcp { channel } = t.target {
+        buf.put_u8(b'$');
+        buf.put_u8(channel);
+        buf.put_u16(rtp_len as u16);
+    }
+    buf.put_u8(0x80);
+    buf.put_u8(if pkt.marker { 0x80 } else { 0 } | t.payload_type);
+    buf.put_u16(t.seq);
+    buf.put_u32(pkt.timestamp);
+    buf.put_u32(t.ssrc);
+    buf.put_slice(&pkt.payload);
+    t.seq = t.seq.wrapping_add(1);
+    match (t.target, &out.tcp, &out.udp) {
+        (PlayTarget::Tcp { .. }, Some(w), _) => {
+            let write = async { w.lock().await.write_all(buf).await };
+            match tokio::time::timeout(out.write_timeout, write).await {
+                Ok(r) => r.map_err(|e| format!("write failed: {e}")),
+                Err(_) => Err(format!(
+                    "reader stalled: nothing written for writeTimeout ({:?})",
+                    out.write_timeout
+                )),
+            }
+        }
+        (PlayTarget::Udp { rtp }, _, Some(sock)) => {
+            // UDP readers may come and go; a failed send is not worth ending the session.
+            let _ = sock.send_to(buf, rtp).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
