@@ -6,7 +6,9 @@
 pub mod config;
 pub mod media;
 pub mod path;
+pub mod pprof;
 pub mod rtsp;
+pub mod stats;
 pub mod webrtc;
 
 use std::net::SocketAddr;

@@ -36,8 +36,15 @@ enum Route<'a> {
         kind: SessionKind,
         secret: &'a str,
     },
+    ReaderPage { path: &'a str },
+    PublisherPage { path: &'a str },
+    /// `/{path}` without the slash: the reader page's relative URLs need it.
+    AddSlash,
     Other,
 }
+
+const READER_PAGE: &str = include_str!("pages/reader.html");
+const PUBLISHER_PAGE: &str = include_str!("pages/publisher.html");
 
 fn kind_of(segment: &str) -> Option<SessionKind> {
     match segment {
@@ -49,6 +56,16 @@ fn kind_of(segment: &str) -> Option<SessionKind> {
 
 fn route(uri_path: &str) -> Route<'_> {
     let p = uri_path.strip_prefix('/').unwrap_or(uri_path);
+    if let Some(path) = p.strip_suffix('/') {
+        if !path.is_empty() {
+            return Route::ReaderPage { path };
+        }
+    }
+    if let Some(path) = p.strip_suffix("/publish") {
+        if !path.is_empty() {
+            return Route::PublisherPage { path };
+        }
+    }
     if let Some((path, last)) = p.rsplit_once('/') {
         if let Some(kind) = kind_of(last) {
             return Route::Endpoint { path, kind };
@@ -62,6 +79,9 @@ fn route(uri_path: &str) -> Route<'_> {
                 };
             }
         }
+    }
+    if !p.is_empty() && !p.contains('.') {
+        return Route::AddSlash;
     }
     Route::Other
 }
@@ -86,7 +106,16 @@ async fn handle(
             Method::DELETE => delete(&server, path, kind, secret),
             _ => Err(HttpError::MethodNotAllowed("PATCH, DELETE, OPTIONS")),
         },
-        Route::Other => Err(HttpError::NotFound(format!(
+        Route::ReaderPage { path } => page(&method, path, READER_PAGE),
+        Route::PublisherPage { path } => page(&method, path, PUBLISHER_PAGE),
+        Route::AddSlash if method == Method::GET => {
+            let mut r = text(StatusCode::MOVED_PERMANENTLY, String::new());
+            if let Ok(v) = HeaderValue::from_str(&format!("{}/", uri.path())) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+        Route::AddSlash | Route::Other => Err(HttpError::NotFound(format!(
             "no such endpoint: {}",
             uri.path()
         ))),
@@ -94,6 +123,22 @@ async fn handle(
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     cors(&server, &headers, resp.headers_mut());
     resp
+}
+
+/// The built-in pages: plain HTML+JS, no external requests.
+fn page(method: &Method, path: &str, html: &'static str) -> Result<Response<Body>, HttpError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(HttpError::MethodNotAllowed("GET"));
+    }
+    crate::config::validate_path_name(path).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let mut r = Response::new(Body::from(html));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(r)
 }
 
 fn error_response(e: &HttpError) -> Response<Body> {
@@ -343,8 +388,11 @@ mod tests {
                 secret: "abc"
             }
         );
-        assert_eq!(route("/whep"), Route::Other);
-        assert_eq!(route("/cam/"), Route::Other);
+        assert_eq!(route("/whep"), Route::AddSlash);
+        assert_eq!(route("/cam/"), Route::ReaderPage { path: "cam" });
+        assert_eq!(route("/a/b/publish"), Route::PublisherPage { path: "a/b" });
+        assert_eq!(route("/cam"), Route::AddSlash);
+        assert_eq!(route("/favicon.ico"), Route::Other);
     }
 
     #[test]
