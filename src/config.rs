@@ -22,6 +22,8 @@ use serde::Deserialize;
 pub const ALL_OTHERS: &str = "all_others";
 /// Older MediaMTX spelling of [`ALL_OTHERS`].
 const ALL_ALIAS: &str = "all";
+/// The `source` of a path that clients publish to (the only source that is not a URL).
+pub const PUBLISHER: &str = "publisher";
 /// Longest accepted path name, so names stay usable in URLs, logs and maps.
 pub const MAX_PATH_NAME_LEN: usize = 200;
 
@@ -36,6 +38,18 @@ pub struct Config {
     pub write_timeout: Duration,
     /// `writeQueueSize`: packets buffered per reader; a power of two (ring buffer masks).
     pub write_queue_size: usize,
+    /// `api`: run the control API.
+    pub api: bool,
+    /// `apiAddress`: HTTP listener of the control API (loopback by default).
+    pub api_address: SocketAddr,
+    /// `metrics`: run the Prometheus metrics endpoint.
+    pub metrics: bool,
+    /// `metricsAddress`: HTTP listener of the metrics endpoint (loopback by default).
+    pub metrics_address: SocketAddr,
+    /// `pprof`: run the profiling endpoint.
+    pub pprof: bool,
+    /// `pprofAddress`: HTTP listener of the profiling endpoint (loopback by default).
+    pub pprof_address: SocketAddr,
     /// `rtsp`: run the RTSP server.
     pub rtsp: bool,
     /// `rtspTransports`.
@@ -62,6 +76,9 @@ pub struct Config {
     pub webrtc_allow_origins: Vec<String>,
     /// `webrtcSRTPProfiles`: offered in this order; never empty.
     pub webrtc_srtp_profiles: Vec<SrtpProfile>,
+    /// `webrtcMaxSessions` (hubcast-specific): WebRTC sessions (WHIP + WHEP) at once; 0 means
+    /// unlimited.
+    pub webrtc_max_sessions: usize,
     /// `pathDefaults`.
     pub path_defaults: PathConf,
     /// `paths`, in file order, each already merged over `pathDefaults`.
@@ -71,8 +88,20 @@ pub struct Config {
 /// Settings of one path (or of `pathDefaults`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathConf {
-    /// `source`: where the stream comes from; only "publisher" is implemented.
+    /// `source`: where the stream comes from: "publisher", or an `rtsp://` / `rtsps://` URL to
+    /// pull from (only on a path with a fixed name; see [`PathConf::source_url`]).
     pub source: String,
+    /// `sourceOnDemand`: pull the source only while someone reads the path.
+    pub source_on_demand: bool,
+    /// `sourceOnDemandStartTimeout`: how long a reader waits for an on-demand source to start.
+    pub source_on_demand_start_timeout: Duration,
+    /// `sourceOnDemandCloseAfter`: how long an on-demand source keeps running without readers.
+    pub source_on_demand_close_after: Duration,
+    /// `sourceReconnectGrace` (hubcast-specific): how long readers stay attached while a pulled
+    /// source reconnects; zero closes them at once, like MediaMTX.
+    pub source_reconnect_grace: Duration,
+    /// `rtspTransport`: transport used to pull an RTSP source.
+    pub rtsp_transport: SourceTransport,
     /// `overridePublisher`: let a new publisher kick out the current one.
     pub override_publisher: bool,
     /// `maxReaders`: 0 means unlimited.
@@ -93,6 +122,17 @@ pub enum LogLevel {
 pub enum RtspTransport {
     Udp,
     Tcp,
+}
+
+/// `rtspTransport` values: how a pulled RTSP source is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceTransport {
+    /// Try UDP, fall back to TCP when no packet arrives.
+    Automatic,
+    /// RTP interleaved in the RTSP TCP connection.
+    Tcp,
+    /// RTP over UDP.
+    Udp,
 }
 
 /// `webrtcSRTPProfiles` values, spelled in YAML as in RFC 5764 / RFC 7714.
@@ -222,10 +262,21 @@ fn all_interfaces(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
 }
 
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
 impl Default for PathConf {
     fn default() -> Self {
         PathConf {
-            source: "publisher".to_string(),
+            source: PUBLISHER.to_string(),
+            source_on_demand: false,
+            source_on_demand_start_timeout: Duration::from_secs(10),
+            source_on_demand_close_after: Duration::from_secs(10),
+            // Not in MediaMTX, which closes readers as soon as the source drops: a camera that
+            // reboots or a network blip would otherwise kick every viewer out.
+            source_reconnect_grace: Duration::from_secs(10),
+            rtsp_transport: SourceTransport::Automatic,
             // MediaMTX defaults to true; a stray client must not silently take over a live stream.
             override_publisher: false,
             max_readers: 0,
@@ -241,6 +292,15 @@ impl Default for Config {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             write_queue_size: 512,
+            // MediaMTX listens on all interfaces (":9997"); the control API changes what the
+            // server does, so hubcast keeps it on loopback unless told otherwise.
+            api: true,
+            api_address: loopback(9997),
+            // MediaMTX has these off; they are on here, but on loopback only.
+            metrics: true,
+            metrics_address: loopback(9998),
+            pprof: true,
+            pprof_address: loopback(9999),
             rtsp: true,
             rtsp_transports: vec![RtspTransport::Udp, RtspTransport::Tcp],
             rtsp_address: all_interfaces(8554),
@@ -257,6 +317,7 @@ impl Default for Config {
                 SrtpProfile::AeadAes128Gcm,
                 SrtpProfile::AesCm128HmacSha1_80,
             ],
+            webrtc_max_sessions: 0,
             // Like MediaMTX's shipped file: any valid path name can be published.
             paths: vec![(ALL_OTHERS.to_string(), path_defaults.clone())],
             path_defaults,
@@ -300,6 +361,23 @@ impl Config {
         };
         let catch_all = || self.paths.iter().find(|(n, _)| is_catch_all(n));
         exact().or_else(by_regex).or_else(catch_all).map(|(_, c)| c)
+    }
+
+    /// The paths whose source is pulled from a URL, in file order. Parsing guarantees these
+    /// have fixed names (no `~regex`, no `all_others`), so each name is one stream to pull.
+    pub fn pulled_paths(&self) -> Vec<(&str, &PathConf)> {
+        self.paths
+            .iter()
+            .filter(|(name, _)| !name.starts_with('~') && !is_catch_all(name))
+            .filter_map(|(name, conf)| conf.source_url().map(|_| (name.as_str(), conf)))
+            .collect()
+    }
+}
+
+impl PathConf {
+    /// The `rtsp://` or `rtsps://` URL to pull from, or None when clients publish the stream.
+    pub fn source_url(&self) -> Option<&str> {
+        (self.source != PUBLISHER).then_some(self.source.as_str())
     }
 }
 
@@ -415,6 +493,30 @@ impl RtspTransport {
     }
 }
 
+impl SourceTransport {
+    const NAMES: &'static [(&'static str, SourceTransport)] = &[
+        ("automatic", SourceTransport::Automatic),
+        ("tcp", SourceTransport::Tcp),
+        ("udp", SourceTransport::Udp),
+    ];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        name_of(Self::NAMES, self)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        if text == "multicast" {
+            return Err(
+                "RTSP transport \"multicast\" is not supported by hubcast for pulled \
+                        sources (use automatic, tcp or udp)"
+                    .to_string(),
+            );
+        }
+        parse_choice(text, "RTSP transport", Self::NAMES)
+    }
+}
+
 impl SrtpProfile {
     const NAMES: &'static [(&'static str, SrtpProfile)] = &[
         ("AEAD_AES_128_GCM", SrtpProfile::AeadAes128Gcm),
@@ -448,6 +550,12 @@ impl fmt::Display for LogLevel {
 }
 
 impl fmt::Display for RtspTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for SourceTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -575,6 +683,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("negative duration {text:?}"));
     }
     let mut rest = text.strip_prefix('+').unwrap_or(text);
+    // Go's one unitless duration: zero is zero in every unit.
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
     let mut total_ns: u128 = 0;
     while !rest.is_empty() {
         let (int_part, after) = split_digits(rest);
@@ -756,7 +868,9 @@ fn unsupported_top_key(key: &str) -> bool {
         "webrtcICEUDPMuxAddress",
         "webrtcICETCPMuxAddress",
     ];
-    KEYS.contains(&key) || FAMILIES.iter().any(|f| in_family(key, f))
+    // Families hubcast implements in part (api, metrics, pprof): the rest of them stays refused.
+    let accepted = TOP_SECTION.keys.iter().any(|(n, _)| *n == key);
+    KEYS.contains(&key) || (!accepted && FAMILIES.iter().any(|f| in_family(key, f)))
 }
 
 fn unsupported_path_key(key: &str) -> bool {
@@ -768,7 +882,6 @@ fn unsupported_path_key(key: &str) -> bool {
         "whep",
         "rtsp",
         "srt",
-        "sourceOnDemand",
         "publish",
         "read",
     ];
@@ -782,7 +895,9 @@ fn unsupported_path_key(key: &str) -> bool {
         "rtpSDP",
         "disablePublisherOverride",
     ];
-    KEYS.contains(&key) || FAMILIES.iter().any(|f| in_family(key, f))
+    // The rtsp family is implemented in part (rtspTransport): the rest of it stays refused.
+    let accepted = PATH_SECTION.keys.iter().any(|(n, _)| *n == key);
+    KEYS.contains(&key) || (!accepted && FAMILIES.iter().any(|f| in_family(key, f)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -791,6 +906,12 @@ enum TopKey {
     ReadTimeout,
     WriteTimeout,
     WriteQueueSize,
+    Api,
+    ApiAddress,
+    Metrics,
+    MetricsAddress,
+    Pprof,
+    PprofAddress,
     Rtsp,
     RtspTransports,
     RtspAddress,
@@ -805,6 +926,7 @@ enum TopKey {
     WebrtcAllowOrigin,
     WebrtcAllowOrigins,
     WebrtcSrtpProfiles,
+    WebrtcMaxSessions,
     PathDefaults,
     Paths,
 }
@@ -815,6 +937,12 @@ const TOP_SECTION: Section<TopKey> = Section {
         ("readTimeout", TopKey::ReadTimeout),
         ("writeTimeout", TopKey::WriteTimeout),
         ("writeQueueSize", TopKey::WriteQueueSize),
+        ("api", TopKey::Api),
+        ("apiAddress", TopKey::ApiAddress),
+        ("metrics", TopKey::Metrics),
+        ("metricsAddress", TopKey::MetricsAddress),
+        ("pprof", TopKey::Pprof),
+        ("pprofAddress", TopKey::PprofAddress),
         ("rtsp", TopKey::Rtsp),
         ("rtspTransports", TopKey::RtspTransports),
         ("rtspAddress", TopKey::RtspAddress),
@@ -829,6 +957,7 @@ const TOP_SECTION: Section<TopKey> = Section {
         ("webrtcAllowOrigin", TopKey::WebrtcAllowOrigin),
         ("webrtcAllowOrigins", TopKey::WebrtcAllowOrigins),
         ("webrtcSRTPProfiles", TopKey::WebrtcSrtpProfiles),
+        ("webrtcMaxSessions", TopKey::WebrtcMaxSessions),
         ("pathDefaults", TopKey::PathDefaults),
         ("paths", TopKey::Paths),
     ],
@@ -838,6 +967,11 @@ const TOP_SECTION: Section<TopKey> = Section {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PathKey {
     Source,
+    SourceOnDemand,
+    SourceOnDemandStartTimeout,
+    SourceOnDemandCloseAfter,
+    SourceReconnectGrace,
+    RtspTransport,
     OverridePublisher,
     MaxReaders,
 }
@@ -845,6 +979,17 @@ enum PathKey {
 const PATH_SECTION: Section<PathKey> = Section {
     keys: &[
         ("source", PathKey::Source),
+        ("sourceOnDemand", PathKey::SourceOnDemand),
+        (
+            "sourceOnDemandStartTimeout",
+            PathKey::SourceOnDemandStartTimeout,
+        ),
+        (
+            "sourceOnDemandCloseAfter",
+            PathKey::SourceOnDemandCloseAfter,
+        ),
+        ("sourceReconnectGrace", PathKey::SourceReconnectGrace),
+        ("rtspTransport", PathKey::RtspTransport),
         ("overridePublisher", PathKey::OverridePublisher),
         ("maxReaders", PathKey::MaxReaders),
     ],
@@ -950,6 +1095,11 @@ deserialize_by_parsing!(
     "an RTSP transport (udp or tcp)",
     RtspTransport::parse
 );
+deserialize_by_parsing!(
+    SourceTransport,
+    "an RTSP transport (automatic, tcp or udp)",
+    SourceTransport::parse
+);
 deserialize_by_parsing!(SrtpProfile, "an SRTP profile name", SrtpProfile::parse);
 
 struct Address(SocketAddr);
@@ -964,6 +1114,12 @@ deserialize_by_parsing!(Timeout, "a duration such as \"10s\"", |t| {
         d if d.is_zero() => Err(format!("{t:?}: must be greater than 0")),
         d => Ok(Timeout(d)),
     }
+});
+
+/// A duration where zero is meaningful ("not at all"), unlike a [`Timeout`].
+struct Delay(Duration);
+deserialize_by_parsing!(Delay, "a duration such as \"10s\" (or 0s)", |t| {
+    parse_duration(t).map(Delay)
 });
 
 struct HostName(String);
@@ -1015,18 +1171,210 @@ deserialize_by_parsing!(IceUrl, "a stun:, turn: or turns: URL", |t| {
     }
 });
 
-/// Only publishers are implemented; pulling (rtsp://, whep://, ...) would accept the key and
-/// leave the path forever empty, which is worse than refusing it.
-struct PathSource(String);
-deserialize_by_parsing!(PathSource, "a source (publisher)", |t| {
-    if t == "publisher" {
-        Ok(PathSource(t.to_string()))
-    } else {
-        Err(format!(
-            "source {t:?} is not supported by hubcast (only \"publisher\")"
+/// `source`: "publisher", or an `rtsp://` / `rtsps://` URL to pull from. Checked now rather
+/// than when the source is first pulled, so a mistyped camera URL stops startup with its line.
+/// Other MediaMTX sources (rtmp://, srt://, whep://, "redirect", ...) are refused by name: a
+/// source accepted but never pulled would leave the path forever empty.
+fn parse_source(text: &str) -> Result<String, String> {
+    const EXPECTED: &str = "use \"publisher\" or an rtsp:// or rtsps:// URL";
+    if text == PUBLISHER {
+        return Ok(text.to_string());
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(match text {
+            "redirect" | "rpiCamera" => {
+                format!("source {text:?} is not supported by hubcast ({EXPECTED})")
+            }
+            _ => format!("invalid source {text:?} ({EXPECTED})"),
+        });
+    };
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    match scheme {
+        "rtsp" | "rtsps" => check_source_url(rest)
+            .map(|()| text.to_string())
+            .map_err(|why| format!("invalid source URL {:?}: {why}", redact_password(text))),
+        _ if scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps") => Err(
+            format!("source scheme \"{scheme}://\" must be written in lower case"),
+        ),
+        _ if scheme_ok => Err(format!(
+            "source scheme \"{scheme}://\" is not supported by hubcast ({EXPECTED})"
+        )),
+        _ => Err(format!(
+            "invalid source {:?} ({EXPECTED})",
+            redact_password(text)
+        )),
+    }
+}
+
+/// The part of an RTSP URL after "rtsp://": `[user[:password]@]host[:port][/path][?query]`.
+fn check_source_url(rest: &str) -> Result<(), String> {
+    if let Some(c) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "character {c:?} is not allowed (percent-encode it)"
+        ));
+    }
+    let authority = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
+    // The last '@' ends the credentials, as in Go's url.Parse.
+    let host_port = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => {
+            if userinfo.split(':').next().is_none_or(str::is_empty) {
+                return Err("empty user name before '@'".to_string());
+            }
+            host_port
+        }
+        None => authority,
+    };
+    let (host, port) = split_url_host_port(host_port)?;
+    if host.is_empty() {
+        return Err("missing host".to_string());
+    }
+    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
+        return Err(format!("{host:?} is not an IP address or host name"));
+    }
+    match port.map(parse_port) {
+        Some(Ok(0) | Err(_)) => Err(format!(
+            "invalid port {:?} (expected 1 to 65535)",
+            port.unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`: the port is optional, unlike in listen addresses.
+fn split_url_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("missing ']' after the IPv6 address")?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{host:?} is not an IPv6 address"));
+        }
+        return match after {
+            "" => Ok((host, None)),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok((host, Some(port))),
+                None => Err(format!("unexpected {after:?} after ']'")),
+            },
+        };
+    }
+    match text.split_once(':') {
+        Some((_, port)) if port.contains(':') => {
+            Err("IPv6 addresses go in brackets, e.g. \"rtsp://[::1]:554/live\"".to_string())
+        }
+        Some((host, port)) => Ok((host, Some(port))),
+        None => Ok((text, None)),
+    }
+}
+
+/// A source URL fit for an error message: the password, if any, becomes "***".
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Where a path entry is written, which decides whether its `source` may be a URL: a pulled
+/// source is one stream from one URL, so it needs a path with one fixed name.
+#[derive(Debug, Clone, Copy)]
+enum PathScope<'a> {
+    /// `pathDefaults`.
+    Defaults,
+    /// The `paths` entry with this name (a path name, a `~regex` or `all_others`).
+    Entry(&'a str),
+}
+
+impl PathScope<'_> {
+    /// Why a path here cannot pull its source, if it cannot.
+    fn pull_refusal(self) -> Option<String> {
+        let why = match self {
+            PathScope::Defaults => {
+                "pathDefaults applies to every path; set the URL under a named path".to_string()
+            }
+            PathScope::Entry(name) if name.starts_with('~') => format!(
+                "{name:?} is a regular expression (MediaMTX's $G1 substitution is not supported \
+                 by hubcast)"
+            ),
+            PathScope::Entry(name) if is_catch_all(name) => {
+                format!("{name:?} matches every other path")
+            }
+            PathScope::Entry(_) => return None,
+        };
+        Some(format!(
+            "a pulled source needs a path with a fixed name: {why}"
         ))
     }
-});
+}
+
+/// Deserializes a `source` value, refusing a URL where [`PathScope`] forbids pulling. Done in
+/// the visitor so that the error points at the value.
+struct SourceSeed<'a>(PathScope<'a>);
+
+impl<'de> DeserializeSeed<'de> for SourceSeed<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SourceSeed<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a source (publisher, or an rtsp:// or rtsps:// URL)")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<String, E> {
+        let source = parse_source(text).map_err(E::custom)?;
+        match self.0.pull_refusal() {
+            Some(why) if source != PUBLISHER => Err(E::custom(why)),
+            _ => Ok(source),
+        }
+    }
+}
+
+/// `Option<T>` for a seed: null (`key:` with nothing after it) is None, as for plain values.
+struct Nullable<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value or nothing")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(deserializer).map(Some)
+    }
+}
 
 /// A MediaMTX boolean: YAML 1.2 `true`/`false`, or the YAML 1.1 `yes`/`no` MediaMTX writes
 /// (which serde_yaml_ng reads as strings).
@@ -1220,6 +1568,11 @@ impl<'de> Visitor<'de> for IceServerVisitor {
 #[derive(Debug, Default)]
 struct RawPath {
     source: Option<String>,
+    source_on_demand: Option<bool>,
+    source_on_demand_start_timeout: Option<Duration>,
+    source_on_demand_close_after: Option<Duration>,
+    source_reconnect_grace: Option<Duration>,
+    rtsp_transport: Option<SourceTransport>,
     override_publisher: Option<bool>,
     max_readers: Option<usize>,
 }
@@ -1228,25 +1581,41 @@ impl RawPath {
     fn over(self, base: &PathConf) -> PathConf {
         PathConf {
             source: self.source.unwrap_or_else(|| base.source.clone()),
+            source_on_demand: self.source_on_demand.unwrap_or(base.source_on_demand),
+            source_on_demand_start_timeout: self
+                .source_on_demand_start_timeout
+                .unwrap_or(base.source_on_demand_start_timeout),
+            source_on_demand_close_after: self
+                .source_on_demand_close_after
+                .unwrap_or(base.source_on_demand_close_after),
+            source_reconnect_grace: self
+                .source_reconnect_grace
+                .unwrap_or(base.source_reconnect_grace),
+            rtsp_transport: self.rtsp_transport.unwrap_or(base.rtsp_transport),
             override_publisher: self.override_publisher.unwrap_or(base.override_publisher),
             max_readers: self.max_readers.unwrap_or(base.max_readers),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for RawPath {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawPathVisitor)
+/// Deserializes a path entry, knowing where it is written (see [`PathScope`]).
+struct RawPathSeed<'a>(PathScope<'a>);
+
+impl<'de> DeserializeSeed<'de> for RawPathSeed<'_> {
+    type Value = RawPath;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawPath, D::Error> {
+        deserializer.deserialize_map(RawPathVisitor(self.0))
     }
 }
 
-struct RawPathVisitor;
+struct RawPathVisitor<'a>(PathScope<'a>);
 
-impl<'de> Visitor<'de> for RawPathVisitor {
+impl<'de> Visitor<'de> for RawPathVisitor<'_> {
     type Value = RawPath;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("path settings (source, overridePublisher, maxReaders)")
+        f.write_str("path settings (source, overridePublisher, maxReaders, ...)")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPath, A::Error> {
@@ -1255,8 +1624,23 @@ impl<'de> Visitor<'de> for RawPathVisitor {
         while let Some(key) = map.next_key_seed(KeySeed::new(&PATH_SECTION, &mut seen))? {
             match key {
                 PathKey::Source => {
-                    raw.source = map.next_value::<Option<PathSource>>()?.map(|s| s.0)
+                    raw.source = map.next_value_seed(Nullable(SourceSeed(self.0)))?
                 }
+                PathKey::SourceOnDemand => {
+                    raw.source_on_demand = map.next_value::<Option<Flag>>()?.map(|f| f.0)
+                }
+                PathKey::SourceOnDemandStartTimeout => {
+                    raw.source_on_demand_start_timeout =
+                        map.next_value::<Option<Timeout>>()?.map(|t| t.0)
+                }
+                PathKey::SourceOnDemandCloseAfter => {
+                    raw.source_on_demand_close_after =
+                        map.next_value::<Option<Timeout>>()?.map(|t| t.0)
+                }
+                PathKey::SourceReconnectGrace => {
+                    raw.source_reconnect_grace = map.next_value::<Option<Delay>>()?.map(|d| d.0)
+                }
+                PathKey::RtspTransport => raw.rtsp_transport = map.next_value()?,
                 PathKey::OverridePublisher => {
                     raw.override_publisher = map.next_value::<Option<Flag>>()?.map(|f| f.0)
                 }
@@ -1291,7 +1675,7 @@ impl<'de> Visitor<'de> for RawPathsVisitor {
         let mut entries: Vec<(String, Option<RawPath>)> = Vec::new();
         let mut seen = Vec::new();
         while let Some(name) = map.next_key_seed(PathNameSeed { seen: &mut seen })? {
-            let conf = map.next_value::<Option<RawPath>>()?;
+            let conf = map.next_value_seed(Nullable(RawPathSeed(PathScope::Entry(&name))))?;
             entries.push((name, conf));
         }
         Ok(RawPaths(entries))
@@ -1347,6 +1731,12 @@ struct RawConfig {
     read_timeout: Option<Timeout>,
     write_timeout: Option<Timeout>,
     write_queue_size: Option<QueueSize>,
+    api: Option<Flag>,
+    api_address: Option<Address>,
+    metrics: Option<Flag>,
+    metrics_address: Option<Address>,
+    pprof: Option<Flag>,
+    pprof_address: Option<Address>,
     rtsp: Option<Flag>,
     rtsp_transports: Option<NonEmpty<RtspTransport>>,
     rtsp_address: Option<Address>,
@@ -1361,6 +1751,7 @@ struct RawConfig {
     webrtc_allow_origin: Option<Origin>,
     webrtc_allow_origins: Option<Vec<Origin>>,
     webrtc_srtp_profiles: Option<NonEmpty<SrtpProfile>>,
+    webrtc_max_sessions: Option<Count>,
     path_defaults: Option<RawPath>,
     paths: Option<RawPaths>,
 }
@@ -1389,6 +1780,12 @@ impl<'de> Visitor<'de> for RawConfigVisitor {
                 TopKey::ReadTimeout => raw.read_timeout = map.next_value()?,
                 TopKey::WriteTimeout => raw.write_timeout = map.next_value()?,
                 TopKey::WriteQueueSize => raw.write_queue_size = map.next_value()?,
+                TopKey::Api => raw.api = map.next_value()?,
+                TopKey::ApiAddress => raw.api_address = map.next_value()?,
+                TopKey::Metrics => raw.metrics = map.next_value()?,
+                TopKey::MetricsAddress => raw.metrics_address = map.next_value()?,
+                TopKey::Pprof => raw.pprof = map.next_value()?,
+                TopKey::PprofAddress => raw.pprof_address = map.next_value()?,
                 TopKey::Rtsp => raw.rtsp = map.next_value()?,
                 TopKey::RtspTransports => raw.rtsp_transports = map.next_value()?,
                 TopKey::RtspAddress => raw.rtsp_address = map.next_value()?,
@@ -1405,7 +1802,11 @@ impl<'de> Visitor<'de> for RawConfigVisitor {
                 TopKey::WebrtcAllowOrigin => raw.webrtc_allow_origin = map.next_value()?,
                 TopKey::WebrtcAllowOrigins => raw.webrtc_allow_origins = map.next_value()?,
                 TopKey::WebrtcSrtpProfiles => raw.webrtc_srtp_profiles = map.next_value()?,
-                TopKey::PathDefaults => raw.path_defaults = map.next_value()?,
+                TopKey::WebrtcMaxSessions => raw.webrtc_max_sessions = map.next_value()?,
+                TopKey::PathDefaults => {
+                    raw.path_defaults =
+                        map.next_value_seed(Nullable(RawPathSeed(PathScope::Defaults)))?
+                }
                 TopKey::Paths => raw.paths = map.next_value()?,
             }
         }
@@ -1445,6 +1846,12 @@ impl RawConfig {
             read_timeout: self.read_timeout.map_or(d.read_timeout, |t| t.0),
             write_timeout: self.write_timeout.map_or(d.write_timeout, |t| t.0),
             write_queue_size: self.write_queue_size.map_or(d.write_queue_size, |q| q.0),
+            api: self.api.map_or(d.api, |f| f.0),
+            api_address: self.api_address.map_or(d.api_address, |a| a.0),
+            metrics: self.metrics.map_or(d.metrics, |f| f.0),
+            metrics_address: self.metrics_address.map_or(d.metrics_address, |a| a.0),
+            pprof: self.pprof.map_or(d.pprof, |f| f.0),
+            pprof_address: self.pprof_address.map_or(d.pprof_address, |a| a.0),
             rtsp: self.rtsp.map_or(d.rtsp, |f| f.0),
             rtsp_transports: self.rtsp_transports.map_or(d.rtsp_transports, |l| l.0),
             rtsp_address: self.rtsp_address.map_or(d.rtsp_address, |a| a.0),
@@ -1468,6 +1875,9 @@ impl RawConfig {
             webrtc_srtp_profiles: self
                 .webrtc_srtp_profiles
                 .map_or(d.webrtc_srtp_profiles, |l| l.0),
+            webrtc_max_sessions: self
+                .webrtc_max_sessions
+                .map_or(d.webrtc_max_sessions, |c| c.0),
             path_defaults,
             paths,
         })
@@ -1516,6 +1926,12 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(10));
         assert_eq!(c.write_timeout, Duration::from_secs(10));
         assert_eq!(c.write_queue_size, 512);
+        assert!(c.api);
+        assert_eq!(c.api_address, addr("127.0.0.1:9997"));
+        assert!(c.metrics);
+        assert_eq!(c.metrics_address, addr("127.0.0.1:9998"));
+        assert!(c.pprof);
+        assert_eq!(c.pprof_address, addr("127.0.0.1:9999"));
         assert!(c.rtsp);
         assert_eq!(c.rtsp_transports, [RtspTransport::Udp, RtspTransport::Tcp]);
         assert_eq!(c.rtsp_address, addr("0.0.0.0:8554"));
@@ -1532,12 +1948,20 @@ mod tests {
             c.webrtc_srtp_profiles,
             [SrtpProfile::AeadAes128Gcm, SrtpProfile::AesCm128HmacSha1_80]
         );
+        assert_eq!(c.webrtc_max_sessions, 0);
         let pd = &c.path_defaults;
         assert_eq!(pd.source, "publisher");
+        assert_eq!(pd.source_url(), None);
+        assert!(!pd.source_on_demand);
+        assert_eq!(pd.source_on_demand_start_timeout, Duration::from_secs(10));
+        assert_eq!(pd.source_on_demand_close_after, Duration::from_secs(10));
+        assert_eq!(pd.source_reconnect_grace, Duration::from_secs(10));
+        assert_eq!(pd.rtsp_transport, SourceTransport::Automatic);
         assert!(!pd.override_publisher);
         assert_eq!(pd.max_readers, 0);
         assert_eq!(c.paths, [(ALL_OTHERS.to_string(), pd.clone())]);
         assert_eq!(c.path_conf("any/name"), Some(pd));
+        assert!(c.pulled_paths().is_empty());
     }
 
     #[test]
@@ -1554,6 +1978,20 @@ mod tests {
             Ok(c) => assert_eq!(c, Config::default()),
             Err(e) => panic!("{e}"),
         }
+        // Every key is written out with its default, not only left to the built-in value.
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        for (key, _) in TOP_SECTION.keys {
+            // The singular MediaMTX spelling is an alias, described next to the plural key.
+            if *key != "webrtcAllowOrigin" {
+                let line = format!("{key}:");
+                assert!(lines.iter().any(|l| l.starts_with(&line)), "{key}");
+            }
+        }
+        for (key, _) in PATH_SECTION.keys {
+            let line = format!("  {key}:");
+            assert!(lines.iter().any(|l| l.starts_with(&line)), "{key}");
+        }
     }
 
     const FULL: &str = "\
@@ -1561,6 +1999,12 @@ logLevel: debug
 readTimeout: 1m30s
 writeTimeout: 500ms
 writeQueueSize: 1024
+api: no
+apiAddress: :9000
+metrics: yes
+metricsAddress: 0.0.0.0:9100
+pprof: no
+pprofAddress: '[::1]:6060'
 rtsp: no
 rtspTransports: [tcp]
 rtspAddress: 127.0.0.1:0
@@ -1578,12 +2022,23 @@ webrtcICEServers2:
 webrtcHandshakeTimeout: 2h
 webrtcAllowOrigins: ['https://example.com', 'http://*.example.org']
 webrtcSRTPProfiles: [AEAD_AES_256_GCM, AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM]
+webrtcMaxSessions: 50
 pathDefaults:
+  source: publisher
+  sourceOnDemand: yes
+  sourceOnDemandStartTimeout: 5s
+  sourceOnDemandCloseAfter: 1m
+  sourceReconnectGrace: 0s
+  rtspTransport: tcp
   overridePublisher: true
   maxReaders: 7
 paths:
   cam:
     maxReaders: 1
+    source: rtsps://admin:secret@192.168.1.10:322/stream1?channel=1
+    sourceOnDemand: no
+    sourceReconnectGrace: 30s
+    rtspTransport: udp
   ~^(a|b)/[0-9]+$:
     overridePublisher: false
   all_others:
@@ -1594,14 +2049,33 @@ paths:
         let c = parse(FULL);
         let pd = PathConf {
             source: "publisher".to_string(),
+            source_on_demand: true,
+            source_on_demand_start_timeout: Duration::from_secs(5),
+            source_on_demand_close_after: Duration::from_secs(60),
+            source_reconnect_grace: Duration::ZERO,
+            rtsp_transport: SourceTransport::Tcp,
             override_publisher: true,
             max_readers: 7,
+        };
+        let cam = PathConf {
+            source: "rtsps://admin:secret@192.168.1.10:322/stream1?channel=1".into(),
+            source_on_demand: false,
+            source_reconnect_grace: Duration::from_secs(30),
+            rtsp_transport: SourceTransport::Udp,
+            max_readers: 1,
+            ..pd.clone()
         };
         let expected = Config {
             log_level: LogLevel::Debug,
             read_timeout: Duration::from_secs(90),
             write_timeout: Duration::from_millis(500),
             write_queue_size: 1024,
+            api: false,
+            api_address: addr("0.0.0.0:9000"),
+            metrics: true,
+            metrics_address: addr("0.0.0.0:9100"),
+            pprof: false,
+            pprof_address: addr("[::1]:6060"),
             rtsp: false,
             rtsp_transports: vec![RtspTransport::Tcp],
             rtsp_address: addr("127.0.0.1:0"),
@@ -1630,15 +2104,10 @@ paths:
                 SrtpProfile::AesCm128HmacSha1_80,
                 SrtpProfile::AeadAes128Gcm,
             ],
+            webrtc_max_sessions: 50,
             path_defaults: pd.clone(),
             paths: vec![
-                (
-                    "cam".into(),
-                    PathConf {
-                        max_readers: 1,
-                        ..pd.clone()
-                    },
-                ),
+                ("cam".into(), cam.clone()),
                 (
                     "~^(a|b)/[0-9]+$".into(),
                     PathConf {
@@ -1650,6 +2119,11 @@ paths:
             ],
         };
         assert_eq!(c, expected);
+        assert_eq!(c.pulled_paths(), [("cam", &cam)]);
+        assert_eq!(
+            cam.source_url(),
+            Some("rtsps://admin:secret@192.168.1.10:322/stream1?channel=1")
+        );
     }
 
     #[test]
@@ -1761,7 +2235,7 @@ paths:
         }
         let e = refuse("paths:\n  cam:\n    record: yes\n");
         assert_mentions(&e, &["paths.cam", "\"record\"", "not supported", "line 3"]);
-        let e = refuse("paths:\n  cam:\n    source: rtsp://10.0.0.1/live\n");
+        let e = refuse("paths:\n  cam:\n    source: rtmp://10.0.0.1/live\n");
         assert_mentions(&e, &["paths.cam.source", "not supported", "line 3"]);
         let e = refuse("webrtcICEServers2:\n  - url: stun:x\n    clientOnly: yes\n");
         assert_mentions(&e, &["\"clientOnly\"", "not supported"]);
@@ -1858,6 +2332,10 @@ paths:
         assert_eq!(ok("3ns"), Some(Duration::from_nanos(3)));
         assert_eq!(ok("99999999999999999999999999h"), None);
         assert_eq!(ok("10"), None);
+        // Like Go, a bare zero needs no unit.
+        assert_eq!(ok("0"), Some(Duration::ZERO));
+        assert_eq!(ok("+0"), Some(Duration::ZERO));
+        assert_eq!(ok("00"), None);
     }
 
     #[test]
@@ -2015,5 +2493,349 @@ paths:
         );
         let missing = Config::load(Path::new("/nonexistent/hubcast.yml"));
         assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn api_metrics_and_pprof_toggles_and_addresses() {
+        let c = parse(
+            "api: no\napiAddress: :9997\nmetrics: false\nmetricsAddress: 10.0.0.1:9100\n\
+             pprof: 'no'\npprofAddress: localhost:6060\n",
+        );
+        assert_eq!(
+            (c.api, c.metrics, c.pprof),
+            (false, false, false),
+            "toggles"
+        );
+        assert_eq!(c.api_address, addr("0.0.0.0:9997"));
+        assert_eq!(c.metrics_address, addr("10.0.0.1:9100"));
+        assert_eq!(c.pprof_address, addr("127.0.0.1:6060"));
+        // Each toggle is its own key: turning one off leaves the others alone.
+        let c = parse("metrics: no\n");
+        assert!(c.api && !c.metrics && c.pprof);
+        let c = parse("api: yes\npprof: true\n");
+        assert!(c.api && c.pprof);
+
+        let e = refuse("rtsp: yes\napiAddress: 9997\n");
+        assert_mentions(&e, &["line 2", "apiAddress", "missing ':'"]);
+        let e = refuse("metrics: maybe\n");
+        assert_mentions(&e, &["metrics:", "expected a boolean", "line 1"]);
+        let e = refuse("metricsAddress: '[::1]'\n");
+        assert_mentions(&e, &["metricsAddress", "port"]);
+        let e = refuse("pprofAddress: 1.2.3.4:99999\n");
+        assert_mentions(&e, &["pprofAddress", "invalid port"]);
+        let e = refuse("pprof: [yes]\n");
+        assert_mentions(&e, &["pprof:", "expected a boolean"]);
+        let e = refuse("api: yes\napi: no\n");
+        assert_mentions(&e, &["line 2", "duplicate key \"api\""]);
+    }
+
+    #[test]
+    fn the_rest_of_the_api_metrics_and_pprof_families_stays_refused() {
+        for key in [
+            "apiEncryption: no",
+            "apiServerKey: server.key",
+            "apiServerCert: server.crt",
+            "apiAllowOrigin: '*'",
+            "apiTrustedProxies: []",
+            "metricsEncryption: no",
+            "metricsServerKey: server.key",
+            "pprofEncryption: no",
+            "pprofTrustedProxies: []",
+            "playbackAddress: :9996",
+        ] {
+            let e = refuse(&format!("api: yes\n{key}\n"));
+            let name = key.split(':').next().unwrap_or_default();
+            assert_mentions(
+                &e,
+                &[&format!("{name:?}"), "not supported by hubcast", "line 2"],
+            );
+        }
+        for key in [
+            "sourceFingerprint: abc",
+            "sourceRedirect: rtsp://x/y",
+            "sourceProtocol: tcp",
+            "sourceAnyPortEnable: no",
+            "rtspAnyPort: no",
+            "rtspRangeType: clock",
+            "rtspUDPSourcePortRange: [10000, 65535]",
+        ] {
+            let e = refuse(&format!("paths:\n  cam:\n    {key}\n"));
+            let name = key.split(':').next().unwrap_or_default();
+            assert_mentions(
+                &e,
+                &[
+                    "paths.cam",
+                    &format!("{name:?}"),
+                    "not supported by hubcast",
+                    "line 3",
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn accepted_keys_are_never_refused_as_unsupported() {
+        for (name, _) in TOP_SECTION.keys {
+            assert!(!unsupported_top_key(name), "{name}");
+            assert!(TOP_SECTION.lookup(name).is_ok(), "{name}");
+        }
+        for (name, _) in PATH_SECTION.keys {
+            assert!(!unsupported_path_key(name), "{name}");
+            assert!(PATH_SECTION.lookup(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn webrtc_max_sessions_is_a_count() {
+        assert_eq!(parse("webrtcMaxSessions: 25").webrtc_max_sessions, 25);
+        assert_eq!(parse("webrtcMaxSessions: 0").webrtc_max_sessions, 0);
+        assert_eq!(parse("webrtcMaxSessions:").webrtc_max_sessions, 0);
+        let e = refuse("webrtc: yes\nwebrtcMaxSessions: -1\n");
+        assert_mentions(&e, &["line 2", "webrtcMaxSessions", ">= 0"]);
+        let e = refuse("webrtcMaxSessions: many\n");
+        assert_mentions(&e, &["webrtcMaxSessions", ">= 0"]);
+        let e = refuse("webrtcMaxSesions: 3\n");
+        assert_mentions(&e, &["did you mean \"webrtcMaxSessions\"?"]);
+    }
+
+    #[test]
+    fn rtsp_source_urls_are_accepted() {
+        for url in [
+            "rtsp://cam.local/live",
+            "rtsp://admin:p%40ss@10.0.0.1:8554/live/ch1",
+            "rtsp://admin:a:b@c@10.0.0.1/x",
+            "rtsp://viewer@cam.local:554",
+            "rtsps://[::1]:322/",
+            "rtsps://[fe80::1]/stream",
+            "rtsp://10.0.0.1",
+            "rtsp://cam.local?channel=1&subtype=0",
+        ] {
+            let c = parse(&format!("paths:\n  cam:\n    source: '{url}'\n"));
+            let cam = c.path_conf("cam");
+            assert_eq!(cam.and_then(PathConf::source_url), Some(url), "{url}");
+            assert_eq!(c.pulled_paths().len(), 1, "{url}");
+        }
+        let c = parse("paths:\n  cam:\n    source: publisher\n  other:\n    source:\n");
+        assert!(c.pulled_paths().is_empty());
+        assert_eq!(
+            c.path_conf("other").map(|p| p.source.as_str()),
+            Some("publisher")
+        );
+    }
+
+    #[test]
+    fn bad_source_urls_are_refused_with_the_key() {
+        for (bad, why) in [
+            ("rtsp://", "missing host"),
+            ("rtsp:///live", "missing host"),
+            ("rtsp://user:pw@/live", "missing host"),
+            ("rtsp://:554/live", "missing host"),
+            ("rtsp://cam:port/x", "invalid port \"port\""),
+            ("rtsp://cam:70000/x", "invalid port \"70000\""),
+            ("rtsp://cam:0/x", "expected 1 to 65535"),
+            ("rtsp://cam:/x", "invalid port \"\""),
+            ("rtsp://cam:+5/x", "invalid port"),
+            ("rtsp://bad_host/x", "not an IP address or host name"),
+            ("rtsp://::1/x", "brackets"),
+            ("rtsp://[zz]:554/x", "not an IPv6 address"),
+            ("rtsp://[::1/x", "missing ']'"),
+            ("rtsp://[::1]x/y", "after ']'"),
+            ("rtsp://cam/a b", "character ' '"),
+            ("rtsp://:pw@cam/x", "empty user name"),
+            ("RTSP://cam/x", "lower case"),
+            ("rtsp:/cam/x", "invalid source"),
+            ("foo", "invalid source \"foo\""),
+            ("cam.local:554", "invalid source"),
+            ("''", "invalid source \"\""),
+        ] {
+            let e = refuse(&format!("paths:\n  cam:\n    source: {bad}\n"));
+            assert_mentions(&e, &["line 3", "paths.cam.source", why]);
+            assert!(!e.contains("not supported"), "{e}");
+        }
+        let e = refuse("paths:\n  cam:\n    source: [rtsp://cam/x]\n");
+        assert_mentions(&e, &["paths.cam.source", "rtsp:// or rtsps:// URL"]);
+    }
+
+    #[test]
+    fn passwords_are_kept_out_of_source_errors() {
+        let e = refuse("paths:\n  cam:\n    source: rtsp://admin:hunter2@cam:99999/x\n");
+        assert_mentions(&e, &["invalid port", "admin:***@cam:99999/x"]);
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = refuse("paths:\n  cam:\n    source: 'rt sp://admin:hunter2@cam/x'\n");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert_eq!(redact_password("rtsp://cam/a:b@c"), "rtsp://cam/a:b@c");
+        assert_eq!(redact_password("rtsp://u@cam/x"), "rtsp://u@cam/x");
+    }
+
+    #[test]
+    fn other_source_kinds_are_not_supported_by_hubcast() {
+        for (bad, shown) in [
+            ("rtmp://10.0.0.1/live", "\"rtmp://\""),
+            ("rtmps://10.0.0.1/live", "\"rtmps://\""),
+            ("'srt://10.0.0.1:9000?streamid=read:cam'", "\"srt://\""),
+            ("udp://238.0.0.1:1234", "\"udp://\""),
+            ("http://cam/stream.m3u8", "\"http://\""),
+            ("https://cam/stream.m3u8", "\"https://\""),
+            ("whep://cam/live/whep", "\"whep://\""),
+            ("redirect", "\"redirect\""),
+            ("rpiCamera", "\"rpiCamera\""),
+        ] {
+            let e = refuse(&format!("paths:\n  cam:\n    source: {bad}\n"));
+            assert_mentions(
+                &e,
+                &[
+                    "line 3",
+                    "paths.cam.source",
+                    shown,
+                    "not supported by hubcast",
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn a_pulled_source_needs_a_path_with_a_fixed_name() {
+        let fixed = "a pulled source needs a path with a fixed name";
+        let e = refuse("paths:\n  cam:\n  ~^cam([0-9]+)$:\n    source: rtsp://10.0.0.1/cam$G1\n");
+        assert_mentions(&e, &["line 4", "paths.~^cam([0-9]+)$.source", fixed, "$G1"]);
+        for name in ["all_others", "all"] {
+            let e = refuse(&format!(
+                "paths:\n  {name}:\n    source: rtsp://10.0.0.1/live\n"
+            ));
+            assert_mentions(
+                &e,
+                &[
+                    "line 3",
+                    &format!("paths.{name}.source"),
+                    fixed,
+                    "every other path",
+                ],
+            );
+        }
+        let e = refuse("rtsp: yes\npathDefaults:\n  source: rtsp://10.0.0.1/live\n");
+        assert_mentions(&e, &["line 3", "pathDefaults.source", fixed]);
+        // "publisher" stays fine everywhere, and the other source keys may be set anywhere.
+        let c = parse(
+            "pathDefaults:\n  source: publisher\n  sourceOnDemand: yes\n\
+             paths:\n  ~^cam.*$:\n    source: publisher\n  all_others:\n    source: publisher\n",
+        );
+        assert!(c.pulled_paths().is_empty());
+        // An unsupported kind is reported as such even where no URL could go.
+        let e = refuse("paths:\n  all_others:\n    source: rtmp://x/y\n");
+        assert_mentions(&e, &["not supported by hubcast"]);
+    }
+
+    #[test]
+    fn pulled_paths_are_fixed_names_with_url_sources_in_file_order() {
+        let c = parse(
+            "pathDefaults:\n  sourceOnDemand: yes\n  rtspTransport: tcp\n\
+             paths:\n  zeta:\n    source: rtsp://10.0.0.2/b\n  alpha:\n  \
+             ~^x.*$:\n  mid:\n    source: rtsps://cam.example.com/c\n    sourceOnDemand: no\n  \
+             all_others:\n",
+        );
+        let pulled: Vec<(&str, Option<&str>, bool, SourceTransport)> = c
+            .pulled_paths()
+            .into_iter()
+            .map(|(n, p)| (n, p.source_url(), p.source_on_demand, p.rtsp_transport))
+            .collect();
+        assert_eq!(
+            pulled,
+            [
+                (
+                    "zeta",
+                    Some("rtsp://10.0.0.2/b"),
+                    true,
+                    SourceTransport::Tcp
+                ),
+                (
+                    "mid",
+                    Some("rtsps://cam.example.com/c"),
+                    false,
+                    SourceTransport::Tcp
+                ),
+            ]
+        );
+        assert_eq!(c.path_conf("alpha").and_then(PathConf::source_url), None);
+    }
+
+    #[test]
+    fn rtsp_transport_of_pulled_sources() {
+        for (text, want) in [
+            ("automatic", SourceTransport::Automatic),
+            ("tcp", SourceTransport::Tcp),
+            ("udp", SourceTransport::Udp),
+        ] {
+            let c = parse(&format!("paths:\n  cam:\n    rtspTransport: {text}\n"));
+            assert_eq!(c.path_conf("cam").map(|p| p.rtsp_transport), Some(want));
+            assert_eq!(want.as_str(), text);
+            assert_eq!(want.to_string(), text);
+        }
+        let c = parse("pathDefaults:\n  rtspTransport: udp\npaths:\n  cam:\n    rtspTransport:\n");
+        assert_eq!(
+            c.path_conf("cam").map(|p| p.rtsp_transport),
+            Some(SourceTransport::Udp)
+        );
+        let e = refuse("paths:\n  cam:\n    rtspTransport: multicast\n");
+        assert_mentions(
+            &e,
+            &[
+                "line 3",
+                "paths.cam.rtspTransport",
+                "\"multicast\" is not supported by hubcast",
+            ],
+        );
+        let e = refuse("pathDefaults:\n  rtspTransport: quic\n");
+        assert_mentions(
+            &e,
+            &[
+                "pathDefaults.rtspTransport",
+                "unknown RTSP transport \"quic\"",
+                "automatic, tcp, udp",
+            ],
+        );
+        let e = refuse("paths:\n  cam:\n    rtspTransport: [tcp]\n");
+        assert_mentions(&e, &["paths.cam.rtspTransport", "automatic, tcp or udp"]);
+    }
+
+    #[test]
+    fn source_durations_name_their_key() {
+        let c = parse(
+            "paths:\n  cam:\n    sourceOnDemandStartTimeout: 1m30s\n    \
+             sourceOnDemandCloseAfter: 500ms\n    sourceReconnectGrace: 0s\n  other:\n    \
+             sourceReconnectGrace: 0\n",
+        );
+        let cam = c.path_conf("cam");
+        assert_eq!(
+            cam.map(|p| (
+                p.source_on_demand_start_timeout,
+                p.source_on_demand_close_after,
+                p.source_reconnect_grace
+            )),
+            Some((
+                Duration::from_secs(90),
+                Duration::from_millis(500),
+                Duration::ZERO
+            ))
+        );
+        assert_eq!(
+            c.path_conf("other").map(|p| p.source_reconnect_grace),
+            Some(Duration::ZERO)
+        );
+        for (key, bad, why) in [
+            ("sourceOnDemandStartTimeout", "0s", "greater than 0"),
+            ("sourceOnDemandStartTimeout", "10", "use a unit"),
+            ("sourceOnDemandCloseAfter", "0", "greater than 0"),
+            ("sourceOnDemandCloseAfter", "10y", "unknown unit \"y\""),
+            ("sourceReconnectGrace", "-1s", "negative"),
+            ("sourceReconnectGrace", "soon", "invalid duration"),
+            ("sourceReconnectGrace", "5", "missing unit"),
+        ] {
+            let e = refuse(&format!("paths:\n  cam:\n    {key}: {bad}\n"));
+            assert_mentions(&e, &["line 3", &format!("paths.cam.{key}"), why]);
+            let e = refuse(&format!("pathDefaults:\n  {key}: {bad}\n"));
+            assert_mentions(&e, &["line 2", &format!("pathDefaults.{key}"), why]);
+        }
+        let e = refuse("paths:\n  cam:\n    sourceOnDemand: sometimes\n");
+        assert_mentions(&e, &["paths.cam.sourceOnDemand", "expected a boolean"]);
     }
 }

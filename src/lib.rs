@@ -46,6 +46,7 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let config = Arc::new(config);
         let paths = PathManager::new(Arc::clone(&config));
+        paths.start_sources();
         let mut addrs = Addrs::default();
         let mut tasks = Vec::new();
 

@@ -1,5 +1,5 @@
 //! Codec handling shared by every protocol.
 
 pub mod h264;
-pub mod rtp;
 pub mod passthrough;
+pub mod rtp;

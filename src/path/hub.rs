@@ -126,10 +126,20 @@ pub struct ReaderCounters {
     pub dropped: AtomicU64,
 }
 
+/// Keeps a track's timestamps continuous when its source reconnects: a new RTSP session
+/// starts from a random timestamp, which players would take as a jump of hours.
+#[derive(Default, Clone, Copy)]
+struct TsState {
+    offset: u32,
+    last: Option<(u32, std::time::Instant)>,
+    rebase: bool,
+}
+
 struct HubInner {
     readers: Vec<ReaderSlot>,
     gop: GopCache,
     next_reader_id: u64,
+    ts: Vec<TsState>,
 }
 
 /// Totals of a hub, for metrics and tests.
@@ -170,6 +180,7 @@ impl Hub {
                     valid: false,
                 },
                 next_reader_id: 1,
+                ts: Vec::new(),
             }),
             queue_size: queue_size.max(1),
             closed: AtomicBool::new(false),
@@ -203,13 +214,14 @@ impl Hub {
     }
 
     /// Hands one packet to every reader. Never blocks on a reader.
-    pub fn write(&self, pkt: Packet) {
-        let video = self.is_video_track(pkt.track);
+    pub fn write(&self, mut pkt: Packet) {
+        let (video, clock_rate) = self.track_info(pkt.track);
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_in
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
         let mut inner = self.lock();
+        pkt.timestamp = inner.rebase(pkt.track, pkt.timestamp, clock_rate);
         inner.gop.push(&pkt, video);
         let mut sent = 0u64;
         let mut dropped = 0u64;
@@ -248,12 +260,27 @@ impl Hub {
         }
     }
 
-    fn is_video_track(&self, index: u8) -> bool {
+    fn track_info(&self, index: u8) -> (bool, u32) {
         self.tracks
             .read()
             .ok()
-            .and_then(|t| t.get(index as usize).map(Track::is_video))
-            .unwrap_or(false)
+            .and_then(|t| t.get(index as usize).map(|t| (t.is_video(), t.clock_rate)))
+            .unwrap_or((false, 90_000))
+    }
+
+    /// The source restarted (a pulled camera reconnected): the cached GOP is stale, readers
+    /// resume at the next keyframe, and timestamps continue from where they were.
+    pub fn discontinuity(&self) {
+        let mut inner = self.lock();
+        inner.gop.packets.clear();
+        inner.gop.bytes = 0;
+        inner.gop.valid = false;
+        for r in inner.readers.iter_mut() {
+            r.wait = Wait::Join;
+        }
+        for t in inner.ts.iter_mut() {
+            t.rebase = true;
+        }
     }
 
     /// Adds a reader. It first gets the cached GOP (so it starts on a keyframe), then live packets.
@@ -341,6 +368,29 @@ impl Hub {
     /// The source watches this to forward keyframe requests upstream.
     pub fn keyframe_requests(&self) -> watch::Receiver<u64> {
         self.keyframe_request.subscribe()
+    }
+}
+
+impl HubInner {
+    fn rebase(&mut self, track: u8, ts: u32, clock_rate: u32) -> u32 {
+        let i = track as usize;
+        if self.ts.len() <= i {
+            self.ts.resize(i + 1, TsState::default());
+        }
+        let st = &mut self.ts[i];
+        let now = std::time::Instant::now();
+        if st.rebase {
+            st.rebase = false;
+            if let Some((last, at)) = st.last {
+                // Continue as if the source had never stopped: last + the time that passed.
+                let elapsed = now.duration_since(at).as_secs_f64() * f64::from(clock_rate);
+                let expected = last.wrapping_add(elapsed as u32);
+                st.offset = expected.wrapping_sub(ts);
+            }
+        }
+        let out = ts.wrapping_add(st.offset);
+        st.last = Some((out, now));
+        out
     }
 }
 
@@ -449,6 +499,27 @@ mod tests {
         hub.write(pkt(0, 11, true, false)); // skipped: waiting for a keyframe
         hub.write(pkt(0, 12, true, true));
         assert_eq!(slow.recv().await.map(|p| p.timestamp), Some(12));
+    }
+
+    #[tokio::test]
+    async fn discontinuity_rebases_timestamps_and_waits_for_keyframe() {
+        let hub = hub();
+        hub.write(pkt(0, 1000, true, true));
+        let mut r = hub.add_reader().expect("open hub");
+        assert_eq!(r.gop.len(), 1);
+        hub.discontinuity();
+        // The reconnected source starts from an unrelated timestamp, mid-GOP.
+        hub.write(pkt(0, 7_000_000, true, false));
+        hub.write(pkt(0, 7_003_000, true, true));
+        let p = r.recv().await.expect("keyframe after reconnect");
+        assert!(p.keyframe);
+        let delta = p.timestamp.wrapping_sub(1000);
+        assert!(
+            delta < 90_000,
+            "timestamp continued from 1000, got {}",
+            p.timestamp
+        );
+        assert!(hub.add_reader().expect("open").gop.len() == 1);
     }
 
     #[tokio::test]

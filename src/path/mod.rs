@@ -11,6 +11,7 @@ use tokio::sync::watch;
 pub use hub::{Codec, Hub, HubClosed, Packet, Reader, Track};
 
 use crate::config::{validate_path_name, Config};
+use crate::rtsp::source::{self, SourceControl, SourceState};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
@@ -24,6 +25,8 @@ pub enum PathError {
     NoStream(String),
     #[error("path '{0}' does not accept publishers (its source is {1})")]
     NotPublishable(String, String),
+    #[error("the source of path '{0}' is not ready: {1}")]
+    SourceNotReady(String, String),
 }
 
 struct Entry {
@@ -36,6 +39,8 @@ struct Entry {
 pub struct PathManager {
     config: Arc<Config>,
     paths: Mutex<HashMap<String, Entry>>,
+    /// Pulled sources by path name.
+    sources: Mutex<HashMap<String, Arc<SourceControl>>>,
 }
 
 /// Held by whoever publishes on a path. Dropping it ends the stream.
@@ -64,7 +69,106 @@ impl PathManager {
         Arc::new(PathManager {
             config,
             paths: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Starts a task for every configured pulled source (on-demand ones wait for a reader).
+    pub fn start_sources(self: &Arc<Self>) {
+        for (name, conf) in self.config.pulled_paths() {
+            let ctl = SourceControl::new();
+            self.sources
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), Arc::clone(&ctl));
+            tokio::spawn(source::run(
+                name.to_string(),
+                conf.clone(),
+                Arc::clone(self),
+                ctl,
+            ));
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<Arc<SourceControl>> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The live stream of a path; for an on-demand source, starts it and waits up to
+    /// `sourceOnDemandStartTimeout` for it to be ready.
+    pub async fn wait_stream(&self, name: &str) -> Result<Arc<Hub>, PathError> {
+        match self.stream(name) {
+            Err(PathError::NoStream(_)) => {}
+            other => return other,
+        }
+        let Some(ctl) = self.source(name) else {
+            return Err(PathError::NoStream(name.to_string()));
+        };
+        let conf = self.config.path_conf(name).cloned().unwrap_or_default();
+        let mut state = ctl.state.subscribe();
+        if conf.source_on_demand {
+            ctl.demand.send_modify(|n| *n = n.wrapping_add(1));
+            let ready = tokio::time::timeout(
+                conf.source_on_demand_start_timeout,
+                state.wait_for(|s| *s == SourceState::Ready),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            if !ready {
+                let reason = match &*state.borrow() {
+                    SourceState::Failed(r) => r.clone(),
+                    _ => format!(
+                        "not ready within sourceOnDemandStartTimeout ({:?})",
+                        conf.source_on_demand_start_timeout
+                    ),
+                };
+                return Err(PathError::SourceNotReady(name.to_string(), reason));
+            }
+        }
+        self.stream(name).map_err(|e| match &*state.borrow() {
+            SourceState::Failed(r) => PathError::SourceNotReady(name.to_string(), r.clone()),
+            _ => e,
+        })
+    }
+
+    /// Claims a path for its pulled source (no publisher rules apply).
+    pub fn publish_source(
+        self: &Arc<Self>,
+        name: &str,
+        tracks: Vec<Track>,
+    ) -> Result<Publisher, PathError> {
+        let mut paths = self.lock();
+        if let Some(old) = paths.get(name) {
+            old.kick.send_replace(true);
+            old.hub.close();
+        }
+        Ok(self.insert(&mut paths, name, tracks))
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        paths: &mut HashMap<String, Entry>,
+        name: &str,
+        tracks: Vec<Track>,
+    ) -> Publisher {
+        let hub = Hub::new(name, tracks, self.config.write_queue_size);
+        let (kick, kicked) = watch::channel(false);
+        paths.insert(
+            name.to_string(),
+            Entry {
+                hub: Arc::clone(&hub),
+                kick,
+            },
+        );
+        Publisher {
+            hub,
+            kicked,
+            manager: Arc::clone(self),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -96,20 +200,7 @@ impl PathManager {
             old.kick.send_replace(true);
             old.hub.close();
         }
-        let hub = Hub::new(name, tracks, self.config.write_queue_size);
-        let (kick, kicked) = watch::channel(false);
-        paths.insert(
-            name.to_string(),
-            Entry {
-                hub: Arc::clone(&hub),
-                kick,
-            },
-        );
-        Ok(Publisher {
-            hub,
-            kicked,
-            manager: Arc::clone(self),
-        })
+        Ok(self.insert(&mut paths, name, tracks))
     }
 
     /// The live stream of a path.

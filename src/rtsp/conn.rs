@@ -111,7 +111,7 @@ impl Connection {
             loop {
                 match message::parse(&mut buf) {
                     Ok(Some(Incoming::Request(req))) => {
-                        let (resp, after) = self.handle(&req);
+                        let (resp, after) = self.handle(&req).await;
                         out.clear();
                         resp.write_to(&mut out);
                         if let Err(e) = wr.lock().await.write_all(&out).await {
@@ -204,16 +204,16 @@ impl Connection {
         }
     }
 
-    fn handle(&mut self, req: &Request) -> (Response, After) {
+    async fn handle(&mut self, req: &Request) -> (Response, After) {
         let cseq = req.cseq().unwrap_or("0").to_string();
         let (resp, after) = if let Some(s) = req.session() {
             if self.session_id.as_deref() != Some(s) && req.method != Method::Options {
                 (text(454, format!("unknown session {s}")), After::Continue)
             } else {
-                self.dispatch(req)
+                self.dispatch(req).await
             }
         } else {
-            self.dispatch(req)
+            self.dispatch(req).await
         };
         let mut resp = resp.header("CSeq", cseq).header("Server", "hubcast");
         if let Some(id) = &self.session_id {
@@ -222,15 +222,15 @@ impl Connection {
         (resp, after)
     }
 
-    fn dispatch(&mut self, req: &Request) -> (Response, After) {
+    async fn dispatch(&mut self, req: &Request) -> (Response, After) {
         let r = match req.method {
             Method::Options => Ok(Response::new(200).header("Public", PUBLIC_METHODS)),
             Method::Announce => self.announce(req),
-            Method::Setup => self.setup(req),
+            Method::Setup => self.setup(req).await,
             Method::Record => self.record(),
             Method::GetParameter | Method::SetParameter => Ok(Response::new(200)),
             Method::Teardown => return (Response::new(200), After::Close("TEARDOWN".into())),
-            Method::Describe => self.describe(req),
+            Method::Describe => self.describe(req).await,
             Method::Play => self.play(req),
             Method::Pause => self.pause(),
             _ => Err(text(
@@ -321,12 +321,12 @@ impl Connection {
         Ok(Response::new(200))
     }
 
-    fn setup(&mut self, req: &Request) -> Result<Response, Response> {
+    async fn setup(&mut self, req: &Request) -> Result<Response, Response> {
         if self.publisher.is_some() {
             return Err(text(455, "SETUP after RECORD".into()));
         }
         let Some(ann) = &self.announced else {
-            return self.setup_play(req);
+            return self.setup_play(req).await;
         };
         let media = match_control(&ann.medias, &ann.base_url, &req.uri)
             .ok_or_else(|| text(404, format!("no media matches the SETUP URL {:?}", req.uri)))?;
@@ -402,16 +402,24 @@ impl Connection {
     }
 
     /// The path a reader's URL names, and its live stream.
-    fn reader_stream(&self, url: &str) -> Result<(String, Option<String>, Arc<Hub>), Response> {
+    async fn reader_stream(
+        &self,
+        url: &str,
+    ) -> Result<(String, Option<String>, Arc<Hub>), Response> {
         let full = path_of_url(url)
             .ok_or_else(|| text(400, format!("cannot read a path from the URL {url:?}")))?;
         let (path, control) = split_control(&full);
-        let hub = self.server.paths.stream(&path).map_err(path_error)?;
+        let hub = self
+            .server
+            .paths
+            .wait_stream(&path)
+            .await
+            .map_err(path_error)?;
         Ok((path, control, hub))
     }
 
-    fn describe(&mut self, req: &Request) -> Result<Response, Response> {
-        let (_, _, hub) = self.reader_stream(&req.uri)?;
+    async fn describe(&mut self, req: &Request) -> Result<Response, Response> {
+        let (_, _, hub) = self.reader_stream(&req.uri).await?;
         let sdp = build_describe(&play::describe_medias(&hub.tracks()));
         let base = format!("{}/", req.uri.trim_end_matches('/'));
         Ok(Response::new(200)
@@ -419,11 +427,11 @@ impl Connection {
             .body("application/sdp", sdp))
     }
 
-    fn setup_play(&mut self, req: &Request) -> Result<Response, Response> {
+    async fn setup_play(&mut self, req: &Request) -> Result<Response, Response> {
         if self.is_playing() {
             return Err(text(455, "SETUP while playing".into()));
         }
-        let (_, control, hub) = self.reader_stream(&req.uri)?;
+        let (_, control, hub) = self.reader_stream(&req.uri).await?;
         let tracks = hub.tracks();
         let index = match control.as_deref().and_then(|c| c.split_once('=')) {
             Some((_, n)) => n.parse::<usize>().ok(),
@@ -624,7 +632,7 @@ fn text(status: u16, reason: String) -> Response {
 
 fn path_error(e: PathError) -> Response {
     let status = match e {
-        PathError::NotConfigured(_) | PathError::NoStream(_) => 404,
+        PathError::NotConfigured(_) | PathError::NoStream(_) | PathError::SourceNotReady(..) => 404,
         PathError::BadName(_) | PathError::Busy(_) | PathError::NotPublishable(..) => 400,
     };
     text(status, e.to_string())

@@ -5,4 +5,5 @@ pub mod message;
 pub mod play;
 pub mod sdp;
 pub mod server;
+pub mod source;
 pub mod transport;

@@ -42,6 +42,36 @@ pub struct Bound {
     pub rtcp: Option<SocketAddr>,
 }
 
+/// Binds the RTP and RTCP sockets. Clients (retina among them) insist on RTCP = RTP + 1
+/// with an even RTP port, so ephemeral ports (0, as in tests) are picked as such a pair.
+async fn bind_rtp_pair(
+    rtp: SocketAddr,
+    rtcp: SocketAddr,
+) -> anyhow::Result<(UdpSocket, UdpSocket)> {
+    let bind = |addr: SocketAddr, key: &'static str| async move {
+        UdpSocket::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("{key}: cannot bind UDP {addr}: {e}"))
+    };
+    if rtp.port() != 0 || rtcp.port() != 0 {
+        return Ok((
+            bind(rtp, "rtpAddress").await?,
+            bind(rtcp, "rtcpAddress").await?,
+        ));
+    }
+    for _ in 0..100 {
+        let r = bind(rtp, "rtpAddress").await?;
+        let port = r.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(c) = UdpSocket::bind(SocketAddr::new(rtcp.ip(), port + 1)).await {
+            return Ok((r, c));
+        }
+    }
+    anyhow::bail!("rtpAddress/rtcpAddress: found no free pair of adjacent UDP ports")
+}
+
 impl RtspServer {
     /// Binds the RTSP listener and (when UDP is enabled) the RTP/RTCP sockets, and starts serving.
     pub async fn start(
@@ -54,12 +84,7 @@ impl RtspServer {
         let mut rtp = None;
         let mut rtcp = None;
         if config.rtsp_transports.contains(&RtspTransport::Udp) {
-            let r = UdpSocket::bind(config.rtp_address).await.map_err(|e| {
-                anyhow::anyhow!("rtpAddress: cannot bind UDP {}: {e}", config.rtp_address)
-            })?;
-            let c = UdpSocket::bind(config.rtcp_address).await.map_err(|e| {
-                anyhow::anyhow!("rtcpAddress: cannot bind UDP {}: {e}", config.rtcp_address)
-            })?;
+            let (r, c) = bind_rtp_pair(config.rtp_address, config.rtcp_address).await?;
             rtp = Some(Arc::new(r));
             rtcp = Some(Arc::new(c));
         }

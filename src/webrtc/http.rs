@@ -36,8 +36,12 @@ enum Route<'a> {
         kind: SessionKind,
         secret: &'a str,
     },
-    ReaderPage { path: &'a str },
-    PublisherPage { path: &'a str },
+    ReaderPage {
+        path: &'a str,
+    },
+    PublisherPage {
+        path: &'a str,
+    },
     /// `/{path}` without the slash: the reader page's relative URLs need it.
     AddSlash,
     Other,

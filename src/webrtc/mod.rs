@@ -68,9 +68,9 @@ impl From<PathError> for HttpError {
     fn from(e: PathError) -> Self {
         match e {
             PathError::BadName(_) => HttpError::BadRequest(e.to_string()),
-            PathError::NotConfigured(_) | PathError::NoStream(_) => {
-                HttpError::NotFound(e.to_string())
-            }
+            PathError::NotConfigured(_)
+            | PathError::NoStream(_)
+            | PathError::SourceNotReady(..) => HttpError::NotFound(e.to_string()),
             PathError::Busy(_) | PathError::NotPublishable(..) => {
                 HttpError::Conflict(e.to_string())
             }

@@ -34,7 +34,11 @@ impl WebrtcServer {
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
         let medias = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-        let hub = self.paths.stream(path).map_err(HttpError::from)?;
+        let hub = self
+            .paths
+            .wait_stream(path)
+            .await
+            .map_err(HttpError::from)?;
         let tracks = hub.tracks();
 
         let mut codecs = SessionCodecs {

@@ -57,6 +57,9 @@ pub fn test_config() -> Config {
         rtcp_address: any,
         webrtc_address: any,
         webrtc_local_udp_address: any,
+        api_address: any,
+        metrics_address: any,
+        pprof_address: any,
         ..Config::default()
     }
 }
@@ -873,4 +876,98 @@ pub async fn http_request(
     let resp = r.send().await.expect("HTTP request");
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A real RTSP camera: GStreamer's gst-rtsp-server (scripts/rtsp-camera.py) serving
+/// H.264 + Opus at rtsp://127.0.0.1:PORT/cam. Its stdout tells who connects and leaves.
+pub struct Camera {
+    child: Child,
+    pub port: u16,
+    pub events: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Camera {
+    pub async fn start(port: u16, args: &[&str]) -> Camera {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rtsp-camera.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)");
+        let stdout = child.stdout.take().expect("stdout");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = Arc::clone(&events);
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                ev.lock().expect("lock").push((Instant::now(), line));
+            }
+        });
+        let cam = Camera {
+            child,
+            port,
+            events,
+        };
+        let ready = wait_until(Duration::from_secs(15), || cam.count("READY") > 0).await;
+        assert!(ready, "the RTSP camera did not start");
+        cam
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    /// How many lines start with `word` (READY, CLIENT, CLOSED).
+    pub fn count(&self, word: &str) -> usize {
+        self.events
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, l)| l.starts_with(word))
+            .count()
+    }
+
+    pub fn last(&self, word: &str) -> Option<Instant> {
+        self.events
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .find(|(_, l)| l.starts_with(word))
+            .map(|(t, _)| *t)
+    }
+
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A config whose path `name` pulls `url`.
+pub fn pull_config(
+    name: &str,
+    url: &str,
+    tweak: impl FnOnce(&mut hubcast::config::PathConf),
+) -> Config {
+    let mut c = test_config();
+    let mut p = hubcast::config::PathConf {
+        source: url.to_string(),
+        ..Default::default()
+    };
+    tweak(&mut p);
+    c.paths.insert(0, (name.to_string(), p));
+    c
 }
