@@ -1,0 +1,130 @@
+//! Headless Chromium end to end (scripts/browser-e2e.mjs with playwright-core): a browser
+//! publishes via WHIP and another plays via WHEP, RTSP-pushed paths play in the browser,
+//! instant join on a long GOP, and republishing without a reload.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use hubcast::config::{RtspTransport, SrtpProfile};
+use tokio::process::Command;
+
+/// Runs one scenario; returns its JSON line. Fails the test with the driver's message.
+async fn scenario(server: &hubcast::Server, args: &[&str]) -> serde_json::Value {
+    let base = format!("http://{}", server.addrs.webrtc_http.expect("http"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/browser-e2e.mjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(150),
+        Command::new("node")
+            .arg(script)
+            .args(["--base", &base, "--pages", "server"])
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("browser scenario finished in time")
+    .expect("node runs (the test command installs chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scenario {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
+    eprintln!("{line}");
+    serde_json::from_str(line).expect("JSON")
+}
+
+fn cipher(v: &serde_json::Value, side: &str) -> String {
+    v[side]["srtpCipher"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_publishes_whip_and_browser_plays_whep() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let r = scenario(&server, &["--scenario", "whip-whep", "--path", "cam"]).await;
+    eprintln!(
+        "default profiles: publisher {} reader {}, WHEP POST -> first frame {} ms",
+        cipher(&r, "publisher"),
+        cipher(&r, "reader"),
+        r["firstFrameMs"]
+    );
+    server.shutdown();
+
+    // GCM only: both browsers must land on AES-GCM.
+    let config = hubcast::Config {
+        webrtc_srtp_profiles: vec![SrtpProfile::AeadAes128Gcm],
+        ..test_config()
+    };
+    let server = start(config).await;
+    let r = scenario(
+        &server,
+        &[
+            "--scenario",
+            "whip-whep",
+            "--path",
+            "cam",
+            "--expect-cipher",
+            "gcm",
+        ],
+    )
+    .await;
+    assert!(
+        cipher(&r, "publisher").contains("GCM") && cipher(&r, "reader").contains("GCM"),
+        "{r}"
+    );
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_plays_rtsp_push_and_joins_a_long_gop_at_once() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    scenario(&server, &["--scenario", "play-only", "--path", "cam"]).await;
+    ff.stop().await;
+
+    // A 5 s GOP, joined mid-GOP: the GOP cache gives the first frame at once.
+    let ff = Ffmpeg::push(&rtsp_url(&server, "long"), RtspTransport::Tcp, 150, false);
+    wait_stream(&server, "long", Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = scenario(
+        &server,
+        &[
+            "--scenario",
+            "play-only",
+            "--path",
+            "long",
+            "--max-first-frame-ms",
+            "1500",
+        ],
+    )
+    .await;
+    eprintln!(
+        "long GOP: WHEP POST -> first decoded frame {} ms",
+        r["firstFrameMs"]
+    );
+    ff.stop().await;
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_reader_survives_a_republish_without_reload() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    scenario(&server, &["--scenario", "republish", "--path", "cam"]).await;
+    server.shutdown();
+}
