@@ -12,6 +12,8 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
   need_apt+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
              gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools)
 fi
+# A real Prometheus text parser for the /metrics test.
+/usr/bin/python3 -c "import prometheus_client" >/dev/null 2>&1 || need_apt+=(python3-prometheus-client)
 # Headless Chromium for the browser end-to-end tests (driven by playwright-core).
 [ -x /usr/lib/chromium/chromium ] || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)

@@ -3,6 +3,7 @@
 //! [`Server::start`] runs everything in the current tokio runtime and returns the bound
 //! addresses, so tests start the server in-process on ephemeral ports.
 
+pub mod api;
 pub mod config;
 pub mod media;
 pub mod path;
@@ -24,8 +25,8 @@ use webrtc::WebrtcServer;
 
 /// A running server.
 pub struct Server {
-    pub config: Arc<Config>,
     pub paths: Arc<PathManager>,
+    pub api: api::Api,
     pub webrtc: Option<Arc<WebrtcServer>>,
     pub rtsp: Option<Arc<RtspServer>>,
     pub addrs: Addrs,
@@ -40,6 +41,45 @@ pub struct Addrs {
     pub rtcp: Option<SocketAddr>,
     pub webrtc_http: Option<SocketAddr>,
     pub webrtc_udp: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+    pub pprof: Option<SocketAddr>,
+}
+
+/// Binds a TCP listener and serves an axum router on it; errors name the config key.
+async fn serve(
+    key: &str,
+    addr: SocketAddr,
+    app: axum::Router,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{key}: cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let name = key.to_string();
+    tasks.push(tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "{name} server stopped");
+        }
+    }));
+    Ok(bound)
+}
+
+/// Measures how late the runtime wakes a timer: the health check's view of overload.
+fn watch_runtime_lag(telemetry: Arc<stats::Telemetry>) -> JoinHandle<()> {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+    tokio::spawn(async move {
+        loop {
+            let started = std::time::Instant::now();
+            tokio::time::sleep(TICK).await;
+            let lag = started.elapsed().saturating_sub(TICK).as_millis() as u64;
+            telemetry
+                .runtime_lag_ms
+                .store(lag, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
 }
 
 impl Server {
@@ -64,38 +104,71 @@ impl Server {
 
         let webrtc = if config.webrtc {
             let server = WebrtcServer::new(Arc::clone(&config), Arc::clone(&paths)).await?;
-            let listener = tokio::net::TcpListener::bind(config.webrtc_address)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "webrtcAddress: cannot listen on {}: {e}",
-                        config.webrtc_address
-                    )
-                })?;
-            let http = listener.local_addr()?;
+            let app = webrtc::http::router(Arc::clone(&server));
+            let http = serve("webrtcAddress", config.webrtc_address, app, &mut tasks).await?;
             addrs.webrtc_http = Some(http);
             addrs.webrtc_udp = Some(server.engine.local_addr());
-            info!(http = %http, udp = %server.engine.local_addr(), "WebRTC server listening (WHEP at /{{path}}/whep)");
-            let app = webrtc::http::router(Arc::clone(&server))
-                .into_make_service_with_connect_info::<SocketAddr>();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "WebRTC HTTP server stopped");
-                }
-            }));
+            info!(http = %http, udp = %server.engine.local_addr(), "WebRTC server listening (WHIP at /{{path}}/whip, WHEP at /{{path}}/whep)");
             Some(server)
         } else {
             None
         };
 
+        let api = api::Api::new(Arc::clone(&paths), webrtc.clone(), rtsp.clone());
+        if config.api {
+            let a = serve(
+                "apiAddress",
+                config.api_address,
+                api.clone().router(),
+                &mut tasks,
+            )
+            .await?;
+            info!(api = %a, "control API listening (/v3/...)");
+            addrs.api = Some(a);
+        }
+        if config.metrics {
+            let a = serve(
+                "metricsAddress",
+                config.metrics_address,
+                api::metrics::router(api.clone()),
+                &mut tasks,
+            )
+            .await?;
+            info!(metrics = %a, "Prometheus metrics listening (/metrics)");
+            addrs.metrics = Some(a);
+        }
+        if config.pprof {
+            let a = serve(
+                "pprofAddress",
+                config.pprof_address,
+                pprof::router(),
+                &mut tasks,
+            )
+            .await?;
+            info!(pprof = %a, "pprof listening (/debug/pprof/)");
+            addrs.pprof = Some(a);
+            pprof::activate_heap_profiling_if_requested();
+        }
+        tasks.push(watch_runtime_lag(Arc::clone(&paths.telemetry)));
+
         Ok(Server {
-            config,
             paths,
+            api,
             webrtc,
             rtsp,
             addrs,
             tasks,
         })
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.paths.config()
+    }
+
+    /// Applies path changes whenever `file` changes (hot reload).
+    pub fn watch_config_file(&self, file: std::path::PathBuf) {
+        self.api.clone().watch_file(file);
     }
 
     /// Number of live WebRTC sessions.

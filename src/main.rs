@@ -17,13 +17,19 @@ pub static malloc_conf: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
+    let mut file = None;
     let config = match args.next() {
         Some(a) if a == "-h" || a == "--help" => {
             println!("usage: hubcast [CONFIG.yml]\n\nWithout a file hubcast runs on its built-in defaults (see configs/hubcast.yml).");
             return Ok(());
         }
         // The error already names the file, the key and the line.
-        Some(path) => Config::load(&PathBuf::from(path))?,
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let c = Config::load(&path)?;
+            file = Some(path);
+            c
+        }
         None => Config::default(),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -40,6 +46,9 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         let server = hubcast::Server::start(config).await?;
+        if let Some(file) = file {
+            server.watch_config_file(file);
+        }
         tracing::info!("hubcast {} ready", env!("CARGO_PKG_VERSION"));
         tokio::signal::ctrl_c()
             .await

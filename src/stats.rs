@@ -697,3 +697,33 @@ mod tests {
         assert_eq!(escape_label("x\ny"), "x\\ny");
     }
 }
+
+/// Server-wide counters and latency statistics, shared by every component.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub latencies: Latencies,
+    /// WebRTC sessions whose ICE+DTLS did not complete.
+    pub handshake_failures: std::sync::atomic::AtomicU64,
+    /// UDP receive errors on the RTSP RTP/RTCP sockets.
+    pub udp_errors: std::sync::atomic::AtomicU64,
+    /// How late the runtime woke a 100 ms timer, last measured (ms).
+    pub runtime_lag_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Names of the measured operations.
+pub mod op {
+    pub const WHEP_POST: &str = "whep_post";
+    pub const WHIP_POST: &str = "whip_post";
+    pub const ICE_DTLS_CONNECT: &str = "ice_dtls_connect";
+    pub const FIRST_PACKET: &str = "first_packet";
+    pub const HUB_FANOUT: &str = "hub_fanout";
+    pub const RTSP_SOURCE_CONNECT: &str = "rtsp_source_connect";
+    pub const ALL: [&str; 6] = [
+        WHEP_POST,
+        WHIP_POST,
+        ICE_DTLS_CONNECT,
+        FIRST_PACKET,
+        HUB_FANOUT,
+        RTSP_SOURCE_CONNECT,
+    ];
+}

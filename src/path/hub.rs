@@ -118,6 +118,14 @@ struct ReaderSlot {
     tx: mpsc::Sender<Packet>,
     wait: Wait,
     counters: Arc<ReaderCounters>,
+    label: ReaderLabel,
+}
+
+/// Who a reader is, for the control API (`webRTCSession`, `rtspSession`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderLabel {
+    pub kind: &'static str,
+    pub id: String,
 }
 
 /// Per-reader counters, readable while the reader runs.
@@ -165,7 +173,13 @@ pub struct Hub {
     pub stats: HubStats,
     /// Readers ask for a keyframe through this (WHIP publishers forward it as RTCP PLI).
     keyframe_request: watch::Sender<u64>,
+    telemetry: std::sync::OnceLock<Arc<crate::stats::Telemetry>>,
+    created: std::time::SystemTime,
+    source: std::sync::OnceLock<ReaderLabel>,
 }
+
+/// One packet in this many has its fan-out timed: enough for percentiles, no cost to speak of.
+const FANOUT_SAMPLE: u64 = 64;
 
 impl Hub {
     pub fn new(path: &str, tracks: Vec<Track>, queue_size: usize) -> Arc<Self> {
@@ -187,7 +201,38 @@ impl Hub {
             closed_tx: watch::channel(false).0,
             stats: HubStats::default(),
             keyframe_request: watch::channel(0).0,
+            telemetry: std::sync::OnceLock::new(),
+            created: std::time::SystemTime::now(),
+            source: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Who feeds this stream, for the control API (`rtspSession`, `webRTCSession`, `rtspSource`).
+    pub fn set_source_label(&self, kind: &'static str, id: String) {
+        let _ = self.source.set(ReaderLabel { kind, id });
+    }
+
+    pub fn source_label(&self) -> Option<ReaderLabel> {
+        self.source.get().cloned()
+    }
+
+    /// Where fan-out timings go.
+    pub fn set_telemetry(&self, t: Arc<crate::stats::Telemetry>) {
+        let _ = self.telemetry.set(t);
+    }
+
+    /// When the stream started.
+    pub fn created(&self) -> std::time::SystemTime {
+        self.created
+    }
+
+    /// Who reads this stream now.
+    pub fn readers(&self) -> Vec<ReaderLabel> {
+        self.lock()
+            .readers
+            .iter()
+            .map(|r| r.label.clone())
+            .collect()
     }
 
     pub fn path(&self) -> &str {
@@ -216,7 +261,11 @@ impl Hub {
     /// Hands one packet to every reader. Never blocks on a reader.
     pub fn write(&self, mut pkt: Packet) {
         let (video, clock_rate) = self.track_info(pkt.track);
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let n = self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let timed = n
+            .is_multiple_of(FANOUT_SAMPLE)
+            .then(|| self.telemetry.get().map(|t| (t, std::time::Instant::now())))
+            .flatten();
         self.stats
             .bytes_in
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
@@ -250,6 +299,10 @@ impl Hub {
             }
         }
         drop(inner);
+        if let Some((t, started)) = timed {
+            t.latencies
+                .record(crate::stats::op::HUB_FANOUT, started.elapsed(), true);
+        }
         let len = pkt.payload.len() as u64;
         self.stats.packets_out.fetch_add(sent, Ordering::Relaxed);
         self.stats
@@ -285,6 +338,15 @@ impl Hub {
 
     /// Adds a reader. It first gets the cached GOP (so it starts on a keyframe), then live packets.
     pub fn add_reader(self: &Arc<Self>) -> Result<Reader, HubClosed> {
+        self.add_reader_as("internal", String::new())
+    }
+
+    /// Adds a reader that the control API lists as `kind` `id`.
+    pub fn add_reader_as(
+        self: &Arc<Self>,
+        kind: &'static str,
+        label_id: String,
+    ) -> Result<Reader, HubClosed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(HubClosed);
         }
@@ -317,6 +379,7 @@ impl Hub {
                 Wait::No
             },
             counters: Arc::clone(&counters),
+            label: ReaderLabel { kind, id: label_id },
         });
         drop(inner);
         if has_video {

@@ -4,14 +4,17 @@ pub mod hub;
 pub mod ingest;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
 
 pub use hub::{Codec, Hub, HubClosed, Packet, Reader, Track};
 
-use crate::config::{validate_path_name, Config};
+use crate::config::{validate_path_name, Config, PathConf};
 use crate::rtsp::source::{self, SourceControl, SourceState};
+use crate::stats::Telemetry;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
@@ -35,12 +38,20 @@ struct Entry {
     kick: watch::Sender<bool>,
 }
 
-/// All paths with a live stream.
+/// A running pulled source.
+struct SourceTask {
+    ctl: Arc<SourceControl>,
+    conf: PathConf,
+    task: JoinHandle<()>,
+}
+
+/// The configuration in force (it changes at run time through the API and hot reload), every
+/// path with a live stream, and every pulled source.
 pub struct PathManager {
-    config: Arc<Config>,
+    config: RwLock<Arc<Config>>,
     paths: Mutex<HashMap<String, Entry>>,
-    /// Pulled sources by path name.
-    sources: Mutex<HashMap<String, Arc<SourceControl>>>,
+    sources: Mutex<HashMap<String, SourceTask>>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Held by whoever publishes on a path. Dropping it ends the stream.
@@ -67,35 +78,107 @@ impl Drop for Publisher {
 impl PathManager {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(PathManager {
-            config,
+            config: RwLock::new(config),
             paths: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
+            telemetry: Arc::new(Telemetry::default()),
         })
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, SourceTask>> {
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts a task for every configured pulled source (on-demand ones wait for a reader).
     pub fn start_sources(self: &Arc<Self>) {
-        for (name, conf) in self.config.pulled_paths() {
-            let ctl = SourceControl::new();
-            self.sources
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_string(), Arc::clone(&ctl));
-            tokio::spawn(source::run(
-                name.to_string(),
-                conf.clone(),
-                Arc::clone(self),
-                ctl,
-            ));
+        let config = self.config();
+        for (name, conf) in config.pulled_paths() {
+            self.start_source(name, conf);
         }
     }
 
+    fn start_source(self: &Arc<Self>, name: &str, conf: &PathConf) {
+        let ctl = SourceControl::new();
+        let task = tokio::spawn(source::run(
+            name.to_string(),
+            conf.clone(),
+            Arc::clone(self),
+            Arc::clone(&ctl),
+        ));
+        self.sources().insert(
+            name.to_string(),
+            SourceTask {
+                ctl,
+                conf: conf.clone(),
+                task,
+            },
+        );
+    }
+
     pub fn source(&self, name: &str) -> Option<Arc<SourceControl>> {
-        self.sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.sources().get(name).map(|s| Arc::clone(&s.ctl))
+    }
+
+    /// Every pulled source with its state.
+    pub fn source_states(&self) -> Vec<(String, SourceState)> {
+        self.sources()
+            .iter()
+            .map(|(n, s)| (n.clone(), s.ctl.state.borrow().clone()))
+            .collect()
+    }
+
+    /// Puts a new configuration in force. Paths whose configuration did not change are not
+    /// touched; a path that was removed, or whose source changed, loses its stream (its
+    /// publisher and readers are closed); pulled sources are stopped and started to match.
+    pub fn apply_config(self: &Arc<Self>, new: Arc<Config>) {
+        let old = std::mem::replace(
+            &mut *self.config.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&new),
+        );
+        {
+            let paths = self.lock();
+            for (name, entry) in paths.iter() {
+                let before = old.path_conf(name);
+                let after = new.path_conf(name);
+                let changed = match (before, after) {
+                    (Some(b), Some(a)) => b.source != a.source,
+                    _ => true,
+                };
+                if changed {
+                    info!(path = %name, "path removed or its source changed: closing its stream");
+                    entry.kick.send_replace(true);
+                    entry.hub.close();
+                }
+            }
+        }
+        let wanted: HashMap<String, PathConf> = new
+            .pulled_paths()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c.clone()))
+            .collect();
+        let stale: Vec<String> = self
+            .sources()
+            .iter()
+            .filter(|(n, s)| wanted.get(*n) != Some(&s.conf))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            if let Some(s) = self.sources().remove(&name) {
+                // Dropping the task drops its Publisher: the hub and its readers close.
+                s.task.abort();
+                info!(path = %name, "pulled source stopped (configuration changed)");
+            }
+        }
+        for (name, conf) in &wanted {
+            if !self.sources().contains_key(name) {
+                self.start_source(name, conf);
+            }
+        }
     }
 
     /// The live stream of a path; for an on-demand source, starts it and waits up to
@@ -108,7 +191,7 @@ impl PathManager {
         let Some(ctl) = self.source(name) else {
             return Err(PathError::NoStream(name.to_string()));
         };
-        let conf = self.config.path_conf(name).cloned().unwrap_or_default();
+        let conf = self.config().path_conf(name).cloned().unwrap_or_default();
         let mut state = ctl.state.subscribe();
         if conf.source_on_demand {
             ctl.demand.send_modify(|n| *n = n.wrapping_add(1));
@@ -155,7 +238,8 @@ impl PathManager {
         name: &str,
         tracks: Vec<Track>,
     ) -> Publisher {
-        let hub = Hub::new(name, tracks, self.config.write_queue_size);
+        let hub = Hub::new(name, tracks, self.config().write_queue_size);
+        hub.set_telemetry(Arc::clone(&self.telemetry));
         let (kick, kicked) = watch::channel(false);
         paths.insert(
             name.to_string(),
@@ -182,8 +266,8 @@ impl PathManager {
         tracks: Vec<Track>,
     ) -> Result<Publisher, PathError> {
         validate_path_name(name).map_err(|e| PathError::BadName(e.to_string()))?;
-        let conf = self
-            .config
+        let config = self.config();
+        let conf = config
             .path_conf(name)
             .ok_or_else(|| PathError::NotConfigured(name.to_string()))?;
         if conf.source != "publisher" {
@@ -206,7 +290,7 @@ impl PathManager {
     /// The live stream of a path.
     pub fn stream(&self, name: &str) -> Result<Arc<Hub>, PathError> {
         validate_path_name(name).map_err(|e| PathError::BadName(e.to_string()))?;
-        if self.config.path_conf(name).is_none() {
+        if self.config().path_conf(name).is_none() {
             return Err(PathError::NotConfigured(name.to_string()));
         }
         match self.lock().get(name) {

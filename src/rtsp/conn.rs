@@ -15,7 +15,7 @@ use super::play::{self, PlayTarget, PlayTrack};
 use super::sdp::{
     build_describe, match_control, parse_media, path_of_url, split_control, MediaDesc, MediaKind,
 };
-use super::server::{RtspServer, UdpRoute};
+use super::server::{ConnInfo, RtspServer, SessionInfo, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
 use crate::config::RtspTransport;
 use crate::media::h264::ParamSets;
@@ -65,6 +65,7 @@ pub struct Connection {
     udp_routes: Vec<SocketAddr>,
     playing: Option<Playing>,
     writer: Option<Arc<tokio::sync::Mutex<OwnedWriteHalf>>>,
+    info: Arc<ConnInfo>,
 }
 
 /// What a handled request asks of the connection loop.
@@ -76,7 +77,6 @@ enum After {
 impl Connection {
     pub fn new(server: Arc<RtspServer>, peer: SocketAddr) -> Self {
         Connection {
-            server,
             peer,
             session_id: None,
             announced: None,
@@ -88,6 +88,19 @@ impl Connection {
             udp_routes: Vec::new(),
             playing: None,
             writer: None,
+            info: server.register(peer),
+            server,
+        }
+    }
+
+    fn set_session(&self, state: &'static str, path: &str, transport: Option<&'static str>) {
+        if let Some(id) = &self.session_id {
+            self.info.set_session(SessionInfo {
+                id: id.clone(),
+                state,
+                path: path.to_string(),
+                transport,
+            });
         }
     }
 
@@ -105,8 +118,10 @@ impl Connection {
         self.writer = Some(Arc::clone(&wr));
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut out = BytesMut::with_capacity(1024);
-        let read_timeout = self.server.config.read_timeout;
+        let read_timeout = self.server.config().read_timeout;
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let kicked_by_api = self.info.kicked();
+        tokio::pin!(kicked_by_api);
         let reason = 'conn: loop {
             loop {
                 match message::parse(&mut buf) {
@@ -149,7 +164,9 @@ impl Connection {
                 r = tokio::time::timeout(read_limit, rd.read_buf(&mut buf)) => match r {
                     Err(_) => break format!("no data within readTimeout ({read_timeout:?})"),
                     Ok(Ok(0)) => break "connection closed by the client".to_string(),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => {
+                        self.info.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     Ok(Err(e)) => break format!("read failed: {e}"),
                 },
                 _ = watchdog.tick(), if recording_udp => {
@@ -160,12 +177,14 @@ impl Connection {
                 }
                 _ = kicked(&mut self.publisher) => break "replaced by another publisher".to_string(),
                 r = player_done(&mut self.playing) => break r,
+                _ = &mut kicked_by_api => break "kicked via the control API".to_string(),
             }
         };
         self.finish(&reason);
     }
 
     fn finish(&mut self, reason: &str) {
+        self.server.unregister(&self.info.id);
         for r in self.udp_routes.drain(..) {
             self.server.remove_route(&r);
         }
@@ -302,7 +321,8 @@ impl Connection {
         }
         match self.server.paths.stream(&path) {
             Ok(_) => {
-                let conf = self.server.config.path_conf(&path);
+                let config = self.server.config();
+                let conf = config.path_conf(&path);
                 if !conf.is_some_and(|c| c.override_publisher) {
                     return Err(text(400, PathError::Busy(path).to_string()));
                 }
@@ -382,7 +402,8 @@ impl Connection {
             .header("Transport")
             .ok_or_else(|| text(400, "SETUP without a Transport header".into()))?;
         let specs = parse_transport(header).map_err(|e| text(461, format!("{e}")))?;
-        let allowed = &self.server.config.rtsp_transports;
+        let config = self.server.config();
+        let allowed = &config.rtsp_transports;
         specs
             .into_iter()
             .find(|s| match s.lower {
@@ -513,7 +534,7 @@ impl Connection {
         }
         let reader = playing
             .hub
-            .add_reader()
+            .add_reader_as("rtspSession", self.session_id.clone().unwrap_or_default())
             .map_err(|e| text(404, e.to_string()))?;
         let base = req.uri.trim_end_matches('/');
         let rtp_info: Vec<String> = playing
@@ -522,15 +543,27 @@ impl Connection {
             .enumerate()
             .filter_map(|(i, t)| Some(format!("url={base}/trackID={i};seq={}", t.as_ref()?.seq)))
             .collect();
-        let write_timeout = self.server.config.write_timeout;
+        let write_timeout = self.server.config().write_timeout;
         let task = play::run(
             reader,
             playing.tracks.clone(),
-            self.writer.clone(),
-            self.server.rtp_socket.clone(),
-            write_timeout,
+            play::Out {
+                tcp: self.writer.clone(),
+                udp: self.server.rtp_socket.clone(),
+                write_timeout,
+                info: Arc::clone(&self.info),
+            },
         );
         playing.player = Some(tokio::spawn(task));
+        let transport = match playing.tracks.iter().flatten().next().map(|t| t.target) {
+            Some(PlayTarget::Udp { .. }) => "UDP",
+            _ => "TCP",
+        };
+        let path = playing.hub.path().to_string();
+        self.set_session("read", &path, Some(transport));
+        let Some(playing) = &self.playing else {
+            return Err(text(500, "reader state lost".into()));
+        };
         info!(
             path = playing.hub.path(), peer = %self.peer,
             session = self.session_id.as_deref().unwrap_or("-"), "RTSP reader session started"
@@ -573,6 +606,9 @@ impl Connection {
             .paths
             .publish(&ann.path, ann.tracks.clone())
             .map_err(path_error)?;
+        publisher
+            .hub
+            .set_source_label("rtspSession", self.session_id.clone().unwrap_or_default());
         let ingest = Arc::new(Mutex::new(Ingest::new(
             Arc::clone(&publisher.hub),
             &ann.media_to_track,
@@ -594,14 +630,16 @@ impl Connection {
             }
         }
         let transport = if self.udp_routes.is_empty() {
-            "tcp"
+            "TCP"
         } else {
-            "udp"
+            "UDP"
         };
         info!(
             path = %ann.path, peer = %self.peer, session = self.session_id.as_deref().unwrap_or("-"),
             transport, tracks = ann.tracks.len(), "RTSP publisher session started"
         );
+        let path = ann.path.clone();
+        self.set_session("publish", &path, Some(transport));
         self.ingest = Some(ingest);
         self.publisher = Some(publisher);
         Ok(Response::new(200))

@@ -76,18 +76,7 @@ pub struct PlayTrack {
 
 /// Feeds one RTSP reader until the stream ends or the connection breaks. A stalled TCP
 /// reader blocks only here: its hub queue overflows and the hub drops for it alone.
-pub async fn run(
-    mut reader: Reader,
-    mut tracks: Vec<Option<PlayTrack>>,
-    tcp: Option<Arc<Mutex<OwnedWriteHalf>>>,
-    udp: Option<Arc<UdpSocket>>,
-    write_timeout: Duration,
-) -> String {
-    let out = Out {
-        tcp,
-        udp,
-        write_timeout,
-    };
+pub async fn run(mut reader: Reader, mut tracks: Vec<Option<PlayTrack>>, out: Out) -> String {
     // One reusable buffer: no allocation per packet.
     let mut buf = BytesMut::with_capacity(2048);
     let gop = std::mem::take(&mut reader.gop);
@@ -105,10 +94,12 @@ pub async fn run(
     "stream ended".into()
 }
 
-struct Out {
-    tcp: Option<Arc<Mutex<OwnedWriteHalf>>>,
-    udp: Option<Arc<UdpSocket>>,
-    write_timeout: Duration,
+/// Where a reader's packets go, and the connection's counters.
+pub struct Out {
+    pub tcp: Option<Arc<Mutex<OwnedWriteHalf>>>,
+    pub udp: Option<Arc<UdpSocket>>,
+    pub write_timeout: Duration,
+    pub info: Arc<super::server::ConnInfo>,
 }
 
 async fn send(
@@ -134,6 +125,9 @@ async fn send(
     buf.put_u32(t.ssrc);
     buf.put_slice(&pkt.payload);
     t.seq = t.seq.wrapping_add(1);
+    out.info
+        .bytes_sent
+        .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
     match (t.target, &out.tcp, &out.udp) {
         (PlayTarget::Tcp { .. }, Some(w), _) => {
             let write = async { w.lock().await.write_all(buf).await };

@@ -24,9 +24,56 @@ pub struct UdpRoute {
     pub last_seen: Arc<AtomicU64>,
 }
 
+/// What the control API shows of an RTSP connection and its session.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub id: String,
+    pub created: std::time::SystemTime,
+    pub remote: SocketAddr,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub session: Mutex<Option<SessionInfo>>,
+    kick: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    /// `idle`, `read` or `publish`.
+    pub state: &'static str,
+    pub path: String,
+    /// `TCP` or `UDP` once set up.
+    pub transport: Option<&'static str>,
+}
+
+impl ConnInfo {
+    /// Resolves when the control API kicked this connection.
+    pub fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.kick.subscribe();
+        async move {
+            let _ = rx.wait_for(|k| *k).await;
+        }
+    }
+
+    pub fn kick(&self) {
+        self.kick.send_replace(true);
+    }
+
+    pub fn set_session(&self, info: SessionInfo) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+    }
+
+    pub fn session(&self) -> Option<SessionInfo> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 pub struct RtspServer {
-    pub config: Arc<Config>,
     pub paths: Arc<PathManager>,
+    conns: Mutex<HashMap<String, Arc<ConnInfo>>>,
     pub rtp_port: Option<u16>,
     pub rtcp_port: Option<u16>,
     /// Readers over UDP are sent RTP from this socket (the port we announce as server_port).
@@ -73,6 +120,11 @@ async fn bind_rtp_pair(
 }
 
 impl RtspServer {
+    /// The configuration in force (it may change at run time).
+    pub fn config(&self) -> Arc<Config> {
+        self.paths.config()
+    }
+
     /// Binds the RTSP listener and (when UDP is enabled) the RTP/RTCP sockets, and starts serving.
     pub async fn start(
         config: Arc<Config>,
@@ -94,8 +146,8 @@ impl RtspServer {
             rtcp: rtcp.as_ref().map(|s| s.local_addr()).transpose()?,
         };
         let server = Arc::new(RtspServer {
-            config,
             paths,
+            conns: Mutex::new(HashMap::new()),
             rtp_port: bound.rtp.map(|a| a.port()),
             rtcp_port: bound.rtcp.map(|a| a.port()),
             rtp_socket: rtp.clone(),
@@ -138,6 +190,10 @@ impl RtspServer {
             let (n, from) = match sock.recv_buf_from(&mut buf).await {
                 Ok(v) => v,
                 Err(e) => {
+                    self.paths
+                        .telemetry
+                        .udp_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     debug!(error = %e, "RTSP UDP receive error");
                     continue;
                 }
@@ -183,6 +239,41 @@ impl RtspServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(from);
+    }
+
+    /// Registers a new connection for the control API.
+    pub fn register(&self, remote: SocketAddr) -> Arc<ConnInfo> {
+        let info = Arc::new(ConnInfo {
+            id: crate::webrtc::session::random_token(),
+            created: std::time::SystemTime::now(),
+            remote,
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            session: Mutex::new(None),
+            kick: tokio::sync::watch::channel(false).0,
+        });
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.id.clone(), Arc::clone(&info));
+        info
+    }
+
+    pub fn unregister(&self, id: &str) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Every open RTSP connection.
+    pub fn conns(&self) -> Vec<Arc<ConnInfo>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn now_ms(&self) -> u64 {

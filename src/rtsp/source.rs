@@ -21,6 +21,7 @@ use crate::media::h264::ParamSets;
 use crate::media::rtp::RtpPacket;
 use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{PathManager, Publisher, Track};
+use crate::stats::op;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -122,6 +123,12 @@ pub async fn run(path: String, conf: PathConf, paths: Arc<PathManager>, ctl: Arc
             info!(path, "no packets over UDP: switching the source to TCP");
             transport = Transport::Tcp(Default::default());
             continue;
+        }
+        if result.is_err() && *ctl.state.borrow() != SourceState::Ready {
+            paths
+                .telemetry
+                .latencies
+                .record(op::RTSP_SOURCE_CONNECT, started.elapsed(), false);
         }
         let reason = match result {
             Ok(()) => SourceError::Ended.to_string(),
@@ -297,6 +304,7 @@ async fn session(
                 .publish_source(path, tracks)
                 .map_err(|e| SourceError::Path(e.to_string()))?;
             let hub = Arc::clone(&p.hub);
+            hub.set_source_label("rtspSource", String::new());
             *publisher = Some(p);
             hub
         }
@@ -304,6 +312,10 @@ async fn session(
     info!(path, connect = ?connect_started.elapsed(), transport = %transport, "RTSP source ready");
     ctl.state.send_replace(SourceState::Ready);
     *lost_at = None;
+    paths
+        .telemetry
+        .latencies
+        .record(op::RTSP_SOURCE_CONNECT, connect_started.elapsed(), true);
     let mut ingest = Ingest::new(Arc::clone(&hub), &media_to_track, H264Mode::Reframe);
     let mut idle_since: Option<Instant> = None;
     let mut check = tokio::time::interval(Duration::from_secs(1));

@@ -188,6 +188,14 @@ impl SrtpObserver {
         self.chosen.lock().ok()?.get(&remote).copied()
     }
 
+    /// The profile of every peer currently known (sessions forget theirs when they end).
+    pub fn profiles_in_use(&self) -> Vec<u16> {
+        self.chosen
+            .lock()
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default()
+    }
+
     pub fn forget(&self, remote: SocketAddr) {
         if let Ok(mut m) = self.chosen.lock() {
             m.remove(&remote);

@@ -10,7 +10,6 @@ use webrtc::api::interceptor_registry::configure_rtcp_reports;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
-use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice::udp_mux::{UDPMux, UDPMuxDefault, UDPMuxParams};
@@ -27,7 +26,6 @@ use crate::config::{Config, SrtpProfile};
 pub struct Engine {
     mux: Arc<UDPMuxDefault>,
     local_addr: SocketAddr,
-    srtp_profiles: Vec<SrtpProtectionProfile>,
     pub srtp: Arc<SrtpObserver>,
 }
 
@@ -53,14 +51,6 @@ pub fn keyframe_feedback() -> Vec<RTCPFeedback> {
     ]
 }
 
-fn srtp_profile(p: SrtpProfile) -> SrtpProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-    }
-}
-
 impl Engine {
     pub async fn bind(config: &Config) -> anyhow::Result<Engine> {
         let addr = config.webrtc_local_udp_address;
@@ -74,12 +64,6 @@ impl Engine {
         Ok(Engine {
             mux,
             local_addr,
-            srtp_profiles: config
-                .webrtc_srtp_profiles
-                .iter()
-                .copied()
-                .map(srtp_profile)
-                .collect(),
             srtp,
         })
     }
@@ -88,13 +72,13 @@ impl Engine {
         self.local_addr
     }
 
-    fn setting_engine(&self) -> SettingEngine {
+    fn setting_engine(&self, profiles: &[SrtpProfile]) -> SettingEngine {
         let mut s = SettingEngine::default();
         s.set_udp_network(UDPNetwork::Muxed(
             Arc::clone(&self.mux) as Arc<dyn UDPMux + Send + Sync>
         ));
         s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-        s.set_srtp_protection_profiles(self.srtp_profiles.clone());
+        s.set_srtp_protection_profiles(profiles.iter().map(|p| p.to_dtls()).collect());
         let ip = self.local_addr.ip();
         s.set_network_types(if ip.is_ipv6() {
             vec![NetworkType::Udp6]
@@ -110,7 +94,11 @@ impl Engine {
     }
 
     /// A fresh API restricted to one session's codecs.
-    pub fn api(&self, codecs: &SessionCodecs) -> webrtc::error::Result<API> {
+    pub fn api(
+        &self,
+        codecs: &SessionCodecs,
+        srtp_profiles: &[SrtpProfile],
+    ) -> webrtc::error::Result<API> {
         let mut m = MediaEngine::default();
         if let Some(video) = &codecs.video {
             m.register_codec(
@@ -137,7 +125,7 @@ impl Engine {
         let registry = configure_rtcp_reports(Registry::new());
         Ok(APIBuilder::new()
             .with_media_engine(m)
-            .with_setting_engine(self.setting_engine())
+            .with_setting_engine(self.setting_engine(srtp_profiles))
             .with_interceptor_registry(registry)
             .build())
     }

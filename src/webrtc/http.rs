@@ -14,6 +14,7 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
 use super::session::SessionKind;
 use super::{HttpError, WebrtcServer};
+use crate::stats::op;
 
 /// SDP offers are a few KB; anything near this is not an offer.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -174,7 +175,8 @@ fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
 }
 
 fn cors(server: &WebrtcServer, req: &HeaderMap, out: &mut HeaderMap) {
-    let allowed = &server.config.webrtc_allow_origins;
+    let config = server.config();
+    let allowed = &config.webrtc_allow_origins;
     let origin = req.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let value = if allowed.iter().any(|a| a == "*") {
         Some("*".to_string())
@@ -215,7 +217,7 @@ fn options(server: &WebrtcServer, methods: &'static str) -> Response<Body> {
 
 /// `Link: <stun:...>; rel="ice-server"` for each of webrtcICEServers2 (RFC 9725 4.6).
 fn add_ice_server_links(server: &WebrtcServer, h: &mut HeaderMap) {
-    for s in &server.config.webrtc_ice_servers2 {
+    for s in &server.config().webrtc_ice_servers2 {
         let mut v = format!("<{}>; rel=\"ice-server\"", s.url);
         if !s.username.is_empty() {
             v.push_str(&format!(
@@ -244,10 +246,17 @@ async fn post(
     }
     let offer = std::str::from_utf8(body)
         .map_err(|_| HttpError::BadRequest("the SDP offer is not valid UTF-8".into()))?;
-    let (session, answer) = match kind {
-        SessionKind::Whep => server.whep_offer(path, offer, peer).await?,
-        SessionKind::Whip => server.whip_offer(path, offer, peer).await?,
+    let started = std::time::Instant::now();
+    let (result, op) = match kind {
+        SessionKind::Whep => (server.whep_offer(path, offer, peer).await, op::WHEP_POST),
+        SessionKind::Whip => (server.whip_offer(path, offer, peer).await, op::WHIP_POST),
     };
+    server
+        .paths
+        .telemetry
+        .latencies
+        .record(op, started.elapsed(), result.is_ok());
+    let (session, answer) = result?;
     let mut r = Response::new(Body::from(answer));
     *r.status_mut() = StatusCode::CREATED;
     let h = r.headers_mut();

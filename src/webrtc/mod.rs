@@ -18,11 +18,11 @@ use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::config::Config;
 use crate::path::{PathError, PathManager};
+use crate::stats;
 use engine::Engine;
 use session::Sessions;
 
 pub struct WebrtcServer {
-    pub config: Arc<Config>,
     pub engine: Engine,
     pub sessions: Arc<Sessions>,
     pub paths: Arc<PathManager>,
@@ -82,7 +82,6 @@ impl WebrtcServer {
     pub async fn new(config: Arc<Config>, paths: Arc<PathManager>) -> anyhow::Result<Arc<Self>> {
         let engine = Engine::bind(&config).await?;
         Ok(Arc::new(WebrtcServer {
-            config,
             engine,
             sessions: Arc::new(Sessions::default()),
             paths,
@@ -122,10 +121,42 @@ async fn complete_answer(pc: &RTCPeerConnection) -> Result<String, HttpError> {
 }
 
 impl WebrtcServer {
+    /// Waits for ICE+DTLS and records how long it took (or that it failed).
+    async fn handshake(
+        &self,
+        session: &session::Session,
+        state: &mut session::PcState,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let r = state.connected(timeout).await;
+        let t = &self.paths.telemetry;
+        t.latencies.record(
+            stats::op::ICE_DTLS_CONNECT,
+            session.created.elapsed(),
+            r.is_ok(),
+        );
+        match &r {
+            Ok(()) => session
+                .counters
+                .established
+                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Err(_) => {
+                t.handshake_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    /// The configuration in force (it may change at run time).
+    pub fn config(&self) -> Arc<Config> {
+        self.paths.config()
+    }
+
     /// `webrtcAdditionalHosts` as IPs; names are resolved on each use so DNS changes apply.
     async fn additional_hosts(&self) -> Vec<IpAddr> {
         let mut out = Vec::new();
-        for host in &self.config.webrtc_additional_hosts {
+        for host in &self.config().webrtc_additional_hosts {
             if let Ok(ip) = host.parse() {
                 out.push(ip);
                 continue;

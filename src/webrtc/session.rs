@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngCore;
 use tokio::sync::watch;
@@ -35,8 +36,21 @@ pub struct Session {
     pub peer: SocketAddr,
     pub etag: String,
     pub created: Instant,
+    pub created_at: SystemTime,
     pub pc: Arc<RTCPeerConnection>,
+    pub counters: Arc<SessionCounters>,
     close: watch::Sender<Option<String>>,
+}
+
+/// What the control API and metrics show of a session.
+#[derive(Debug, Default)]
+pub struct SessionCounters {
+    /// ICE+DTLS completed.
+    pub established: AtomicBool,
+    pub bytes_sent: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub packets_received: AtomicU64,
 }
 
 impl Session {
@@ -91,6 +105,7 @@ impl Sessions {
         path: &str,
         peer: SocketAddr,
         pc: Arc<RTCPeerConnection>,
+        counters: Arc<SessionCounters>,
     ) -> Arc<Session> {
         let s = Arc::new(Session {
             id: random_token(),
@@ -100,7 +115,9 @@ impl Sessions {
             peer,
             etag: format!("\"{}\"", random_token()),
             created: Instant::now(),
+            created_at: SystemTime::now(),
             pc,
+            counters,
             close: watch::channel(None).0,
         });
         self.lock().insert(s.secret.clone(), Arc::clone(&s));
@@ -109,6 +126,11 @@ impl Sessions {
 
     pub fn get(&self, secret: &str) -> Option<Arc<Session>> {
         self.lock().get(secret).cloned()
+    }
+
+    /// By public id (the control API), not by secret.
+    pub fn by_id(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().values().find(|s| s.id == id).cloned()
     }
 
     pub fn remove(&self, secret: &str) {

@@ -15,9 +15,11 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
 use super::engine::{keyframe_feedback, SessionCodecs};
 use super::sdp::{add_host_candidates, choose_h264, parse_offer, set_answer_plid};
-use super::session::{dtls_alert, remote_addr, PcState, Session, SessionKind};
+use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
 use super::{complete_answer, set_offer, HttpError, WebrtcServer};
 use crate::path::{Codec, Hub, Packet, Reader};
+use crate::stats::{op, Telemetry};
+use std::sync::atomic::Ordering;
 
 /// The local track that carries one hub track to this viewer, with its own sequence numbers.
 struct Outbound {
@@ -106,7 +108,7 @@ impl WebrtcServer {
 
         let api = self
             .engine
-            .api(&codecs)
+            .api(&codecs, &self.config().webrtc_srtp_profiles)
             .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
         let pc = Arc::new(
             api.new_peer_connection(RTCConfiguration::default())
@@ -134,9 +136,13 @@ impl WebrtcServer {
             self.engine.local_addr().port(),
         );
 
-        let session = self
-            .sessions
-            .create(SessionKind::Whep, path, peer, Arc::clone(&pc));
+        let session = self.sessions.create(
+            SessionKind::Whep,
+            path,
+            peer,
+            Arc::clone(&pc),
+            Arc::default(),
+        );
         info!(
             path, peer = %peer, id = %session.id, "WHEP session started"
         );
@@ -203,15 +209,17 @@ impl WebrtcServer {
         mut state: PcState,
     ) -> String {
         let close = session.close_requested();
-        let timeout = self.config.webrtc_handshake_timeout;
+        let timeout = self.config().webrtc_handshake_timeout;
         let alerts = self.engine.srtp.alerts();
         let work = async {
-            state.connected(timeout).await?;
+            self.handshake(session, &mut state, timeout).await?;
             let remote = remote_addr(&session.pc).await;
-            let mut reader = hub.add_reader().map_err(|e| e.to_string())?;
+            let mut reader = hub
+                .add_reader_as("webRTCSession", session.id.clone())
+                .map_err(|e| e.to_string())?;
             let hung_up = dtls_alert(alerts, remote);
             let r = tokio::select! {
-                r = feed(&mut reader, &mut outbound, &mut state) => r,
+                r = feed(&mut reader, &mut outbound, &mut state, session, &self.paths.telemetry) => r,
                 _ = hung_up => Err("the peer closed the connection (DTLS close_notify)".to_string()),
             };
             if let Some(remote) = remote {
@@ -238,16 +246,30 @@ async fn feed(
     reader: &mut Reader,
     outbound: &mut [Option<Outbound>],
     state: &mut PcState,
+    session: &Session,
+    telemetry: &Telemetry,
 ) -> Result<(), String> {
+    let counters = &session.counters;
     let gop = std::mem::take(&mut reader.gop);
+    let mut first = true;
     for pkt in &gop {
-        send(outbound, pkt).await?;
+        send(outbound, pkt, counters).await?;
+        if std::mem::take(&mut first) {
+            telemetry
+                .latencies
+                .record(op::FIRST_PACKET, session.created.elapsed(), true);
+        }
     }
     drop(gop);
     loop {
         tokio::select! {
             pkt = reader.recv() => match pkt {
-                Some(pkt) => send(outbound, &pkt).await?,
+                Some(pkt) => {
+                    send(outbound, &pkt, counters).await?;
+                    if std::mem::take(&mut first) {
+                        telemetry.latencies.record(op::FIRST_PACKET, session.created.elapsed(), true);
+                    }
+                }
                 None => return Ok(()),
             },
             reason = state.ended() => return Err(reason),
@@ -255,10 +277,18 @@ async fn feed(
     }
 }
 
-async fn send(outbound: &mut [Option<Outbound>], pkt: &Packet) -> Result<(), String> {
+async fn send(
+    outbound: &mut [Option<Outbound>],
+    pkt: &Packet,
+    counters: &SessionCounters,
+) -> Result<(), String> {
     let Some(Some(out)) = outbound.get_mut(pkt.track as usize) else {
         return Ok(());
     };
+    counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+    counters
+        .bytes_sent
+        .fetch_add(12 + pkt.payload.len() as u64, Ordering::Relaxed);
     let rtp = webrtc::rtp::packet::Packet {
         header: webrtc::rtp::header::Header {
             version: 2,

@@ -14,7 +14,7 @@ use webrtc::track::track_remote::TrackRemote;
 
 use super::engine::{keyframe_feedback, SessionCodecs};
 use super::sdp::{choose_h264, parse_offer};
-use super::session::{dtls_alert, remote_addr, PcState, Session, SessionKind};
+use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
 use super::{complete_answer, set_offer, HttpError, WebrtcServer};
 use crate::media::rtp::RtpPacket;
 use crate::path::ingest::{H264Mode, Ingest};
@@ -86,7 +86,7 @@ impl WebrtcServer {
 
         let api = self
             .engine
-            .api(&codecs)
+            .api(&codecs, &self.config().webrtc_srtp_profiles)
             .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
         let pc = Arc::new(
             api.new_peer_connection(RTCConfiguration::default())
@@ -101,7 +101,14 @@ impl WebrtcServer {
             H264Mode::Passthrough,
         )));
         let video_ssrc = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        on_tracks(&pc, Arc::clone(&ingest), has_video, Arc::clone(&video_ssrc));
+        let counters: Arc<SessionCounters> = Arc::default();
+        on_tracks(
+            &pc,
+            Arc::clone(&ingest),
+            has_video,
+            Arc::clone(&video_ssrc),
+            Arc::clone(&counters),
+        );
 
         let negotiated = async {
             set_offer(&pc, offer).await?;
@@ -119,9 +126,12 @@ impl WebrtcServer {
             &self.additional_hosts().await,
             self.engine.local_addr().port(),
         );
-        let session = self
-            .sessions
-            .create(SessionKind::Whip, path, peer, Arc::clone(&pc));
+        let session =
+            self.sessions
+                .create(SessionKind::Whip, path, peer, Arc::clone(&pc), counters);
+        publisher
+            .hub
+            .set_source_label("webRTCSession", session.id.clone());
         info!(path, peer = %peer, id = %session.id, "WHIP session started");
         let server = Arc::clone(self);
         let s = Arc::clone(&session);
@@ -144,11 +154,11 @@ impl WebrtcServer {
         video_ssrc: Arc<std::sync::atomic::AtomicU32>,
     ) -> String {
         let close = session.close_requested();
-        let timeout = self.config.webrtc_handshake_timeout;
+        let timeout = self.config().webrtc_handshake_timeout;
         let alerts = self.engine.srtp.alerts();
         let hub = Arc::clone(&publisher.hub);
         let work = async {
-            state.connected(timeout).await?;
+            self.handshake(session, &mut state, timeout).await?;
             let remote = remote_addr(&session.pc).await;
             let r = tokio::select! {
                 r = state.ended() => Err(r),
@@ -174,10 +184,12 @@ fn on_tracks(
     ingest: Arc<Mutex<Ingest>>,
     has_video: bool,
     video_ssrc: Arc<std::sync::atomic::AtomicU32>,
+    counters: Arc<SessionCounters>,
 ) {
     pc.on_track(Box::new(move |track: Arc<TrackRemote>, _, _| {
         let ingest = Arc::clone(&ingest);
         let video_ssrc = Arc::clone(&video_ssrc);
+        let counters = Arc::clone(&counters);
         Box::pin(async move {
             let media = match track.kind() {
                 RTPCodecType::Video => {
@@ -187,13 +199,25 @@ fn on_tracks(
                 RTPCodecType::Audio => usize::from(has_video),
                 _ => return,
             };
-            tokio::spawn(read_track(track, ingest, media));
+            tokio::spawn(read_track(track, ingest, media, counters));
         })
     }));
 }
 
-async fn read_track(track: Arc<TrackRemote>, ingest: Arc<Mutex<Ingest>>, media: usize) {
+async fn read_track(
+    track: Arc<TrackRemote>,
+    ingest: Arc<Mutex<Ingest>>,
+    media: usize,
+    counters: Arc<SessionCounters>,
+) {
     while let Ok((pkt, _)) = track.read_rtp().await {
+        counters
+            .packets_received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters.bytes_received.fetch_add(
+            12 + pkt.payload.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let pkt = RtpPacket {
             marker: pkt.header.marker,
             payload_type: pkt.header.payload_type,
