@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use regex::Regex;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
@@ -79,6 +80,20 @@ pub struct Config {
     /// `webrtcMaxSessions` (hubcast-specific): WebRTC sessions (WHIP + WHEP) at once; 0 means
     /// unlimited.
     pub webrtc_max_sessions: usize,
+    /// `authMethod`: how credentials are checked (see `crate::auth`).
+    pub auth_method: AuthMethod,
+    /// `authInternalUsers`: the users of the `internal` method, tried in order.
+    pub auth_internal_users: Vec<AuthUser>,
+    /// `authHTTPAddress`: URL the `http` method POSTs each request to ("" when unset).
+    pub auth_http_address: String,
+    /// `authHTTPExclude`: actions (and paths) the `http` method allows without asking.
+    pub auth_http_exclude: Vec<Permission>,
+    /// `authJWTJWKS`: URL of the JSON Web Key Set the `jwt` method verifies tokens with.
+    pub auth_jwt_jwks: String,
+    /// `authJWTClaimKey`: the JWT claim that holds the permissions.
+    pub auth_jwt_claim_key: String,
+    /// `authJWTExclude`: actions (and paths) the `jwt` method allows without a token.
+    pub auth_jwt_exclude: Vec<Permission>,
     /// `pathDefaults`.
     pub path_defaults: PathConf,
     /// `paths`, in file order, each already merged over `pathDefaults`.
@@ -155,6 +170,75 @@ pub struct IceServer {
     pub username: String,
     /// `password`: required for TURN.
     pub password: String,
+}
+
+/// `authMethod` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// Users listed in `authInternalUsers`.
+    Internal,
+    /// An external HTTP server decides (`authHTTPAddress`).
+    Http,
+    /// JSON Web Tokens signed by a key of `authJWTJWKS`.
+    Jwt,
+}
+
+/// What a client wants to do: the `action` of a permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthAction {
+    Publish,
+    Read,
+    Playback,
+    Api,
+    Metrics,
+    Pprof,
+}
+
+/// One permission: an action, on every path (`path` None) or on the paths `path` names
+/// (a path name, or `~regex` that must match the whole name). The path only matters for
+/// publish, read and playback, like in MediaMTX.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub action: AuthAction,
+    pub path: Option<String>,
+}
+
+/// One `authInternalUsers` entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// `user`: a name, `any` (anyone, whatever the password, including clients that send no
+    /// credentials), or a hashed name (`sha256:...`, `argon2:...`) like `pass`.
+    pub user: String,
+    /// `pass`: plain text, `sha256:<base64 of the SHA-256 digest>` or `argon2:<PHC string>`.
+    /// Ignored for `user: any`.
+    pub pass: String,
+    /// `ips`: networks (or single addresses) the user may connect from; empty = anywhere.
+    pub ips: Vec<IpNet>,
+    /// `permissions`.
+    pub permissions: Vec<Permission>,
+}
+
+/// The user name `any`: matches every client.
+pub const ANY_USER: &str = "any";
+
+/// Passwords stay out of logs and test failure messages.
+impl fmt::Debug for AuthUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pass = if self.pass.is_empty() { "" } else { "***" };
+        f.debug_struct("AuthUser")
+            .field("user", &self.user)
+            .field("pass", &pass)
+            .field("ips", &self.ips)
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+impl Permission {
+    /// A permission for `action` on every path.
+    pub fn any_path(action: AuthAction) -> Self {
+        Permission { action, path: None }
+    }
 }
 
 /// Why a configuration (or a path name) was refused.
@@ -284,6 +368,28 @@ impl Default for PathConf {
     }
 }
 
+/// MediaMTX's shipped `authInternalUsers`: anyone may publish, read and play back from
+/// anywhere; the API, metrics and pprof are open to local clients only.
+fn default_auth_internal_users() -> Vec<AuthUser> {
+    use AuthAction::*;
+    let user = |ips: Vec<IpAddr>, actions: &[AuthAction]| AuthUser {
+        user: ANY_USER.to_string(),
+        pass: String::new(),
+        ips: ips.into_iter().map(IpNet::from).collect(),
+        permissions: actions.iter().copied().map(Permission::any_path).collect(),
+    };
+    vec![
+        user(Vec::new(), &[Publish, Read, Playback]),
+        user(
+            vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ],
+            &[Api, Metrics, Pprof],
+        ),
+    ]
+}
+
 impl Default for Config {
     fn default() -> Self {
         let path_defaults = PathConf::default();
@@ -318,6 +424,16 @@ impl Default for Config {
                 SrtpProfile::AesCm128HmacSha1_80,
             ],
             webrtc_max_sessions: 0,
+            auth_method: AuthMethod::Internal,
+            auth_internal_users: default_auth_internal_users(),
+            auth_http_address: String::new(),
+            auth_http_exclude: [AuthAction::Api, AuthAction::Metrics, AuthAction::Pprof]
+                .into_iter()
+                .map(Permission::any_path)
+                .collect(),
+            auth_jwt_jwks: String::new(),
+            auth_jwt_claim_key: "mediamtx_permissions".to_string(),
+            auth_jwt_exclude: Vec::new(),
             // Like MediaMTX's shipped file: any valid path name can be published.
             paths: vec![(ALL_OTHERS.to_string(), path_defaults.clone())],
             path_defaults,
@@ -540,6 +656,74 @@ impl SrtpProfile {
 
     fn parse(text: &str) -> Result<Self, String> {
         parse_choice(text, "SRTP profile", Self::NAMES)
+    }
+}
+
+impl AuthMethod {
+    const NAMES: &'static [(&'static str, AuthMethod)] = &[
+        ("internal", AuthMethod::Internal),
+        ("http", AuthMethod::Http),
+        ("jwt", AuthMethod::Jwt),
+    ];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        name_of(Self::NAMES, self)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_choice(text, "auth method", Self::NAMES)
+    }
+}
+
+impl AuthAction {
+    /// Every action, in MediaMTX's order.
+    pub const ALL: [AuthAction; 6] = [
+        AuthAction::Publish,
+        AuthAction::Read,
+        AuthAction::Playback,
+        AuthAction::Api,
+        AuthAction::Metrics,
+        AuthAction::Pprof,
+    ];
+
+    const NAMES: &'static [(&'static str, AuthAction)] = &[
+        ("publish", AuthAction::Publish),
+        ("read", AuthAction::Read),
+        ("playback", AuthAction::Playback),
+        ("api", AuthAction::Api),
+        ("metrics", AuthAction::Metrics),
+        ("pprof", AuthAction::Pprof),
+    ];
+
+    /// The YAML (and JWT claim, and HTTP hook) spelling.
+    pub fn as_str(self) -> &'static str {
+        name_of(Self::NAMES, self)
+    }
+
+    /// Parses the YAML spelling.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse_choice(text, "action", Self::NAMES)
+    }
+
+    /// Publish, read and playback concern a path; the others do not.
+    pub fn has_path(self) -> bool {
+        matches!(
+            self,
+            AuthAction::Publish | AuthAction::Read | AuthAction::Playback
+        )
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for AuthAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -868,9 +1052,15 @@ fn unsupported_top_key(key: &str) -> bool {
         "webrtcICEUDPMuxAddress",
         "webrtcICETCPMuxAddress",
     ];
-    // Families hubcast implements in part (api, metrics, pprof): the rest of them stays refused.
+    // Families hubcast implements in part (api, metrics, pprof, auth): the rest of them stays
+    // refused, but a near miss of an accepted key ("authMetod") is a typo, not a MediaMTX key.
     let accepted = TOP_SECTION.keys.iter().any(|(n, _)| *n == key);
-    KEYS.contains(&key) || (!accepted && FAMILIES.iter().any(|f| in_family(key, f)))
+    let family = FAMILIES.iter().find(|f| in_family(key, f));
+    let typo = family.is_some_and(|f| {
+        let siblings = TOP_SECTION.keys.iter().map(|(n, _)| *n);
+        closest_name(key, siblings.filter(|n| in_family(n, f))).is_some()
+    });
+    KEYS.contains(&key) || (!accepted && !typo && family.is_some())
 }
 
 fn unsupported_path_key(key: &str) -> bool {
@@ -927,6 +1117,13 @@ enum TopKey {
     WebrtcAllowOrigins,
     WebrtcSrtpProfiles,
     WebrtcMaxSessions,
+    AuthMethod,
+    AuthInternalUsers,
+    AuthHttpAddress,
+    AuthHttpExclude,
+    AuthJwtJwks,
+    AuthJwtClaimKey,
+    AuthJwtExclude,
     PathDefaults,
     Paths,
 }
@@ -958,6 +1155,13 @@ const TOP_SECTION: Section<TopKey> = Section {
         ("webrtcAllowOrigins", TopKey::WebrtcAllowOrigins),
         ("webrtcSRTPProfiles", TopKey::WebrtcSrtpProfiles),
         ("webrtcMaxSessions", TopKey::WebrtcMaxSessions),
+        ("authMethod", TopKey::AuthMethod),
+        ("authInternalUsers", TopKey::AuthInternalUsers),
+        ("authHTTPAddress", TopKey::AuthHttpAddress),
+        ("authHTTPExclude", TopKey::AuthHttpExclude),
+        ("authJWTJWKS", TopKey::AuthJwtJwks),
+        ("authJWTClaimKey", TopKey::AuthJwtClaimKey),
+        ("authJWTExclude", TopKey::AuthJwtExclude),
         ("pathDefaults", TopKey::PathDefaults),
         ("paths", TopKey::Paths),
     ],
@@ -1010,6 +1214,38 @@ const ICE_SECTION: Section<IceKey> = Section {
         ("password", IceKey::Password),
     ],
     unsupported: |key| key == "clientOnly",
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserKey {
+    User,
+    Pass,
+    Ips,
+    Permissions,
+}
+
+const USER_SECTION: Section<UserKey> = Section {
+    keys: &[
+        ("user", UserKey::User),
+        ("pass", UserKey::Pass),
+        ("ips", UserKey::Ips),
+        ("permissions", UserKey::Permissions),
+    ],
+    unsupported: |_| false,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PermissionKey {
+    Action,
+    Path,
+}
+
+const PERMISSION_SECTION: Section<PermissionKey> = Section {
+    keys: &[
+        ("action", PermissionKey::Action),
+        ("path", PermissionKey::Path),
+    ],
+    unsupported: |_| false,
 };
 
 /// Deserializes one mapping key: checks it against its section and refuses repeats, while the
@@ -1101,6 +1337,16 @@ deserialize_by_parsing!(
     SourceTransport::parse
 );
 deserialize_by_parsing!(SrtpProfile, "an SRTP profile name", SrtpProfile::parse);
+deserialize_by_parsing!(
+    AuthMethod,
+    "an auth method (internal, http or jwt)",
+    AuthMethod::parse
+);
+deserialize_by_parsing!(
+    AuthAction,
+    "an action (publish, read, playback, api, metrics or pprof)",
+    AuthAction::parse
+);
 
 struct Address(SocketAddr);
 deserialize_by_parsing!(Address, "an address such as \":8554\"", |t| {
@@ -1157,6 +1403,226 @@ deserialize_by_parsing!(
         }
     }
 );
+
+/// `authHTTPAddress`, `authJWTJWKS`: empty (unset) or an http:// or https:// URL.
+struct AuthUrl(String);
+deserialize_by_parsing!(AuthUrl, "an http:// or https:// URL", |t| {
+    if t.is_empty() {
+        return Ok(AuthUrl(String::new()));
+    }
+    match url::Url::parse(t) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Err(format!("URL {t:?} must start with http:// or https://"))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err(format!("URL {t:?} has no host")),
+        Ok(_) => Ok(AuthUrl(t.to_string())),
+        Err(e) => Err(format!("invalid URL {t:?}: {e}")),
+    }
+});
+
+/// `authJWTClaimKey`: the name of a claim, so never empty.
+struct ClaimKey(String);
+deserialize_by_parsing!(ClaimKey, "a JWT claim name", |t| {
+    if t.is_empty() {
+        Err("the claim name must not be empty".to_string())
+    } else {
+        Ok(ClaimKey(t.to_string()))
+    }
+});
+
+/// An `ips` entry: a network in CIDR notation or a single address.
+struct IpNetwork(IpNet);
+deserialize_by_parsing!(
+    IpNetwork,
+    "an IP address or network such as 10.0.0.0/8",
+    |t| {
+        t.parse::<IpNet>()
+            .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+            .map(IpNetwork)
+            .map_err(|_| {
+                format!(
+                    "invalid IP address or network {t:?} (expected e.g. 192.168.0.0/16, \
+                     10.0.0.1 or ::1)"
+                )
+            })
+    }
+);
+
+/// Prefixes of hashed credentials, as MediaMTX writes them.
+const SHA256_PREFIX: &str = "sha256:";
+const ARGON2_PREFIX: &str = "argon2:";
+
+/// A `user` or `pass` value: plain text, `sha256:<base64 digest>` or `argon2:<PHC string>`.
+/// The hashed forms are checked now, so a mangled hash stops startup instead of locking
+/// everyone out. Messages never repeat the value: it may be a password.
+fn check_credential(text: &str) -> Result<(), String> {
+    let lower = text.get(..7).map(str::to_ascii_lowercase);
+    if let Some(prefix) = lower.filter(|l| *l == SHA256_PREFIX || *l == ARGON2_PREFIX) {
+        if !text.starts_with(&prefix) {
+            return Err(format!("write the prefix {prefix:?} in lower case"));
+        }
+    }
+    if let Some(b64) = text.strip_prefix(SHA256_PREFIX) {
+        use base64::Engine as _;
+        let digest = base64::engine::general_purpose::STANDARD.decode(b64);
+        if digest.map_or(true, |d| d.len() != 32) {
+            return Err(
+                "\"sha256:\" must be followed by the base64 of a SHA-256 digest (44 characters, \
+                 e.g. from `echo -n PASSWORD | openssl dgst -binary -sha256 | openssl base64`)"
+                    .to_string(),
+            );
+        }
+    } else if let Some(phc) = text.strip_prefix(ARGON2_PREFIX) {
+        let usage = "\"argon2:\" must be followed by an Argon2 PHC string such as \
+                     $argon2id$v=19$m=4096,t=3,p=1$<salt>$<hash>";
+        let hash = argon2::PasswordHash::new(phc).map_err(|e| format!("{usage} ({e})"))?;
+        let known = ["argon2id", "argon2i", "argon2d"].contains(&hash.algorithm.as_str());
+        if !known || hash.hash.is_none() || argon2::Params::try_from(&hash).is_err() {
+            return Err(usage.to_string());
+        }
+    }
+    Ok(())
+}
+
+struct UserName(String);
+deserialize_by_parsing!(
+    UserName,
+    "a user name (or any, or a sha256:/argon2: hash)",
+    |t| {
+        if t.is_empty() {
+            return Err(
+                "the user name must not be empty (use \"any\" to allow anyone)".to_string(),
+            );
+        }
+        check_credential(t).map(|()| UserName(t.to_string()))
+    }
+);
+
+struct Password(String);
+deserialize_by_parsing!(
+    Password,
+    "a password (plain, or a sha256:/argon2: hash)",
+    |t| { check_credential(t).map(|()| Password(t.to_string())) }
+);
+
+/// A permission's `path`: empty (every path), a path name, or `~regex` (whole-name match).
+struct PermissionPath(Option<String>);
+deserialize_by_parsing!(PermissionPath, "a path name or ~regex", |t| {
+    if t.is_empty() {
+        return Ok(PermissionPath(None));
+    }
+    match t.strip_prefix('~') {
+        Some(re) => compile_path_regex(re).map(drop)?,
+        None => validate_path_name(t).map_err(|e| e.to_string())?,
+    };
+    Ok(PermissionPath(Some(t.to_string())))
+});
+
+/// A permission as MediaMTX writes it (`{action: read, path: cam}`), or a bare action
+/// (`read`) as shorthand for that action on every path.
+impl<'de> Deserialize<'de> for Permission {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PermissionVisitor)
+    }
+}
+
+struct PermissionVisitor;
+
+impl<'de> Visitor<'de> for PermissionVisitor {
+    type Value = Permission;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a permission ({action: ..., path: ...}, or just the action)")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Permission, E> {
+        AuthAction::parse(text)
+            .map(Permission::any_path)
+            .map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Permission, A::Error> {
+        let mut action = None;
+        let mut path = None;
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed::new(&PERMISSION_SECTION, &mut seen))? {
+            match key {
+                PermissionKey::Action => action = map.next_value::<Option<AuthAction>>()?,
+                PermissionKey::Path => {
+                    path = map
+                        .next_value::<Option<PermissionPath>>()?
+                        .and_then(|p| p.0)
+                }
+            }
+        }
+        let action = action.ok_or_else(|| de::Error::custom("missing key \"action\""))?;
+        if let (false, Some(path)) = (action.has_path(), &path) {
+            return Err(de::Error::custom(format!(
+                "action {action} does not concern a path, yet path is {path:?} (remove it)"
+            )));
+        }
+        Ok(Permission { action, path })
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthUser {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(AuthUserVisitor)
+    }
+}
+
+struct AuthUserVisitor;
+
+impl<'de> Visitor<'de> for AuthUserVisitor {
+    type Value = AuthUser;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a user (user, pass, ips, permissions)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AuthUser, A::Error> {
+        let mut user = None;
+        let mut out = AuthUser {
+            user: String::new(),
+            pass: String::new(),
+            ips: Vec::new(),
+            permissions: Vec::new(),
+        };
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed::new(&USER_SECTION, &mut seen))? {
+            match key {
+                UserKey::User => user = map.next_value::<Option<UserName>>()?.map(|u| u.0),
+                UserKey::Pass => {
+                    out.pass = map
+                        .next_value::<Option<Password>>()?
+                        .map(|p| p.0)
+                        .unwrap_or_default()
+                }
+                UserKey::Ips => {
+                    out.ips = map
+                        .next_value::<Option<Vec<IpNetwork>>>()?
+                        .map(|l| l.into_iter().map(|n| n.0).collect())
+                        .unwrap_or_default()
+                }
+                UserKey::Permissions => {
+                    out.permissions = map.next_value::<Option<Vec<_>>>()?.unwrap_or_default()
+                }
+            }
+        }
+        out.user = user.ok_or_else(|| {
+            de::Error::custom("missing key \"user\" (use \"user: any\" to allow anyone)")
+        })?;
+        // MediaMTX ignores the password of `any`; a password that is never checked would
+        // give a false sense of protection.
+        if out.user == ANY_USER && !out.pass.is_empty() {
+            return Err(de::Error::custom(
+                "user \"any\" matches everyone, so its pass would never be checked (remove \
+                 pass, or give the user a name)",
+            ));
+        }
+        Ok(out)
+    }
+}
 
 struct IceUrl(String);
 deserialize_by_parsing!(IceUrl, "a stun:, turn: or turns: URL", |t| {
@@ -1752,6 +2218,13 @@ struct RawConfig {
     webrtc_allow_origins: Option<Vec<Origin>>,
     webrtc_srtp_profiles: Option<NonEmpty<SrtpProfile>>,
     webrtc_max_sessions: Option<Count>,
+    auth_method: Option<AuthMethod>,
+    auth_internal_users: Option<Vec<AuthUser>>,
+    auth_http_address: Option<AuthUrl>,
+    auth_http_exclude: Option<Vec<Permission>>,
+    auth_jwt_jwks: Option<AuthUrl>,
+    auth_jwt_claim_key: Option<ClaimKey>,
+    auth_jwt_exclude: Option<Vec<Permission>>,
     path_defaults: Option<RawPath>,
     paths: Option<RawPaths>,
 }
@@ -1803,6 +2276,13 @@ impl<'de> Visitor<'de> for RawConfigVisitor {
                 TopKey::WebrtcAllowOrigins => raw.webrtc_allow_origins = map.next_value()?,
                 TopKey::WebrtcSrtpProfiles => raw.webrtc_srtp_profiles = map.next_value()?,
                 TopKey::WebrtcMaxSessions => raw.webrtc_max_sessions = map.next_value()?,
+                TopKey::AuthMethod => raw.auth_method = map.next_value()?,
+                TopKey::AuthInternalUsers => raw.auth_internal_users = map.next_value()?,
+                TopKey::AuthHttpAddress => raw.auth_http_address = map.next_value()?,
+                TopKey::AuthHttpExclude => raw.auth_http_exclude = map.next_value()?,
+                TopKey::AuthJwtJwks => raw.auth_jwt_jwks = map.next_value()?,
+                TopKey::AuthJwtClaimKey => raw.auth_jwt_claim_key = map.next_value()?,
+                TopKey::AuthJwtExclude => raw.auth_jwt_exclude = map.next_value()?,
                 TopKey::PathDefaults => {
                     raw.path_defaults =
                         map.next_value_seed(Nullable(RawPathSeed(PathScope::Defaults)))?
@@ -1830,6 +2310,26 @@ impl RawConfig {
             (None, Some(list)) => list.into_iter().map(|o| o.0).collect(),
             (None, None) => d.webrtc_allow_origins,
         };
+        let auth_method = self.auth_method.unwrap_or(d.auth_method);
+        let auth_http_address = self.auth_http_address.map_or(d.auth_http_address, |u| u.0);
+        let auth_jwt_jwks = self.auth_jwt_jwks.map_or(d.auth_jwt_jwks, |u| u.0);
+        match auth_method {
+            AuthMethod::Http if auth_http_address.is_empty() => {
+                return Err(
+                    "authMethod is \"http\" but authHTTPAddress is empty; set it to the URL of \
+                     the authentication server"
+                        .to_string(),
+                )
+            }
+            AuthMethod::Jwt if auth_jwt_jwks.is_empty() => {
+                return Err(
+                    "authMethod is \"jwt\" but authJWTJWKS is empty; set it to the URL of the \
+                     JWKS of the identity server"
+                        .to_string(),
+                )
+            }
+            _ => {}
+        }
         let path_defaults = self
             .path_defaults
             .unwrap_or_default()
@@ -1878,6 +2378,15 @@ impl RawConfig {
             webrtc_max_sessions: self
                 .webrtc_max_sessions
                 .map_or(d.webrtc_max_sessions, |c| c.0),
+            auth_method,
+            auth_internal_users: self.auth_internal_users.unwrap_or(d.auth_internal_users),
+            auth_http_address,
+            auth_http_exclude: self.auth_http_exclude.unwrap_or(d.auth_http_exclude),
+            auth_jwt_jwks,
+            auth_jwt_claim_key: self
+                .auth_jwt_claim_key
+                .map_or(d.auth_jwt_claim_key, |k| k.0),
+            auth_jwt_exclude: self.auth_jwt_exclude.unwrap_or(d.auth_jwt_exclude),
             path_defaults,
             paths,
         })
@@ -1949,6 +2458,54 @@ mod tests {
             [SrtpProfile::AeadAes128Gcm, SrtpProfile::AesCm128HmacSha1_80]
         );
         assert_eq!(c.webrtc_max_sessions, 0);
+        assert_eq!(c.auth_method, AuthMethod::Internal);
+        type UserRow<'a> = (
+            &'a str,
+            &'a str,
+            Vec<String>,
+            Vec<(AuthAction, Option<&'a str>)>,
+        );
+        let users: Vec<UserRow> = c
+            .auth_internal_users
+            .iter()
+            .map(|u| {
+                (
+                    u.user.as_str(),
+                    u.pass.as_str(),
+                    u.ips.iter().map(ToString::to_string).collect(),
+                    u.permissions
+                        .iter()
+                        .map(|p| (p.action, p.path.as_deref()))
+                        .collect(),
+                )
+            })
+            .collect();
+        use AuthAction::*;
+        assert_eq!(
+            users,
+            [
+                (
+                    "any",
+                    "",
+                    vec![],
+                    vec![(Publish, None), (Read, None), (Playback, None)]
+                ),
+                (
+                    "any",
+                    "",
+                    vec!["127.0.0.1/32".to_string(), "::1/128".to_string()],
+                    vec![(Api, None), (Metrics, None), (Pprof, None)]
+                ),
+            ]
+        );
+        assert_eq!(c.auth_http_address, "");
+        assert_eq!(
+            c.auth_http_exclude,
+            [Api, Metrics, Pprof].map(Permission::any_path)
+        );
+        assert_eq!(c.auth_jwt_jwks, "");
+        assert_eq!(c.auth_jwt_claim_key, "mediamtx_permissions");
+        assert!(c.auth_jwt_exclude.is_empty());
         let pd = &c.path_defaults;
         assert_eq!(pd.source, "publisher");
         assert_eq!(pd.source_url(), None);
@@ -2023,6 +2580,29 @@ webrtcHandshakeTimeout: 2h
 webrtcAllowOrigins: ['https://example.com', 'http://*.example.org']
 webrtcSRTPProfiles: [AEAD_AES_256_GCM, AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM]
 webrtcMaxSessions: 50
+authMethod: jwt
+authInternalUsers:
+  - user: any
+    ips: []
+    permissions: [read]
+  - user: admin
+    pass: 'sha256:E9JJ8stBJ7QM+nV4ZoUCeHk/gU3tPFh/5YieiJp6n2w='
+    ips: [10.0.0.0/8, 192.168.1.5, '::1', 'fd00::/8']
+    permissions:
+      - action: publish
+        path: cam
+      - action: read
+        path: '~^cam[0-9]+$'
+      - action: playback
+        path:
+      - action: api
+authHTTPAddress: http://127.0.0.1:9000/auth
+authHTTPExclude: []
+authJWTJWKS: https://idp.example.com/.well-known/jwks.json
+authJWTClaimKey: perms
+authJWTExclude:
+  - action: read
+    path: public
 pathDefaults:
   source: publisher
   sourceOnDemand: yes
@@ -2105,6 +2685,43 @@ paths:
                 SrtpProfile::AeadAes128Gcm,
             ],
             webrtc_max_sessions: 50,
+            auth_method: AuthMethod::Jwt,
+            auth_internal_users: vec![
+                AuthUser {
+                    user: "any".into(),
+                    pass: String::new(),
+                    ips: Vec::new(),
+                    permissions: vec![Permission::any_path(AuthAction::Read)],
+                },
+                AuthUser {
+                    user: "admin".into(),
+                    pass: "sha256:E9JJ8stBJ7QM+nV4ZoUCeHk/gU3tPFh/5YieiJp6n2w=".into(),
+                    ips: ["10.0.0.0/8", "192.168.1.5/32", "::1/128", "fd00::/8"]
+                        .iter()
+                        .map(|n| n.parse().unwrap_or_else(|e| panic!("{n}: {e}")))
+                        .collect(),
+                    permissions: vec![
+                        Permission {
+                            action: AuthAction::Publish,
+                            path: Some("cam".into()),
+                        },
+                        Permission {
+                            action: AuthAction::Read,
+                            path: Some("~^cam[0-9]+$".into()),
+                        },
+                        Permission::any_path(AuthAction::Playback),
+                        Permission::any_path(AuthAction::Api),
+                    ],
+                },
+            ],
+            auth_http_address: "http://127.0.0.1:9000/auth".into(),
+            auth_http_exclude: Vec::new(),
+            auth_jwt_jwks: "https://idp.example.com/.well-known/jwks.json".into(),
+            auth_jwt_claim_key: "perms".into(),
+            auth_jwt_exclude: vec![Permission {
+                action: AuthAction::Read,
+                path: Some("public".into()),
+            }],
             path_defaults: pd.clone(),
             paths: vec![
                 ("cam".into(), cam.clone()),
@@ -2837,5 +3454,304 @@ paths:
         }
         let e = refuse("paths:\n  cam:\n    sourceOnDemand: sometimes\n");
         assert_mentions(&e, &["paths.cam.sourceOnDemand", "expected a boolean"]);
+    }
+
+    #[test]
+    fn auth_method_and_urls() {
+        for (text, want) in [
+            ("internal", AuthMethod::Internal),
+            ("http", AuthMethod::Http),
+            ("jwt", AuthMethod::Jwt),
+        ] {
+            let c = parse(&format!(
+                "authMethod: {text}\nauthHTTPAddress: http://a/b\nauthJWTJWKS: https://c/d\n"
+            ));
+            assert_eq!(c.auth_method, want);
+            assert_eq!(want.to_string(), text);
+        }
+        let e = refuse("rtsp: yes\nauthMethod: ldap\n");
+        assert_mentions(
+            &e,
+            &[
+                "line 2",
+                "authMethod",
+                "unknown auth method \"ldap\"",
+                "internal, http, jwt",
+            ],
+        );
+        let e = refuse("authMethod: [internal]\n");
+        assert_mentions(&e, &["authMethod", "internal, http or jwt"]);
+        let e = refuse("authMethod: http\n");
+        assert_mentions(&e, &["authMethod is \"http\"", "authHTTPAddress is empty"]);
+        let e = refuse("authMethod: jwt\nauthJWTJWKS: ''\n");
+        assert_mentions(&e, &["authMethod is \"jwt\"", "authJWTJWKS is empty"]);
+        for (key, bad, why) in [
+            (
+                "authHTTPAddress",
+                "localhost:9000/auth",
+                "http:// or https://",
+            ),
+            ("authHTTPAddress", "ftp://x/auth", "http:// or https://"),
+            ("authHTTPAddress", "not a url", "invalid URL"),
+            ("authJWTJWKS", "'http://'", "invalid URL"),
+            ("authJWTJWKS", "[http://a/b]", "an http:// or https:// URL"),
+        ] {
+            let e = refuse(&format!("rtsp: yes\n{key}: {bad}\n"));
+            assert_mentions(&e, &["line 2", key, why]);
+        }
+        let e = refuse("authJWTClaimKey: ''\n");
+        assert_mentions(&e, &["authJWTClaimKey", "must not be empty"]);
+        assert_eq!(
+            parse("authJWTClaimKey:\n").auth_jwt_claim_key,
+            "mediamtx_permissions"
+        );
+        assert_eq!(parse("authHTTPAddress:\n").auth_http_address, "");
+    }
+
+    #[test]
+    fn auth_users_parse_like_mediamtx() {
+        let c = parse(
+            "authInternalUsers:\n\
+             - user: bob\n  pass: 1234\n  ips: ['10.0.0.0/8', 192.168.1.7, '2001:db8::/32']\n  \
+             permissions:\n  - action: publish\n    path: cam\n  - action: read\n    \
+             path: '~^cam[0-9]$'\n  - action: api\n    path:\n  - metrics\n\
+             - user: any\n  pass:\n  ips:\n  permissions:\n",
+        );
+        let bob = &c.auth_internal_users[0];
+        assert_eq!(bob.user, "bob");
+        assert_eq!(bob.pass, "1234");
+        let ips: Vec<String> = bob.ips.iter().map(ToString::to_string).collect();
+        assert_eq!(ips, ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"]);
+        assert_eq!(
+            bob.permissions,
+            [
+                Permission {
+                    action: AuthAction::Publish,
+                    path: Some("cam".into())
+                },
+                Permission {
+                    action: AuthAction::Read,
+                    path: Some("~^cam[0-9]$".into())
+                },
+                Permission::any_path(AuthAction::Api),
+                Permission::any_path(AuthAction::Metrics),
+            ]
+        );
+        let anyone = &c.auth_internal_users[1];
+        assert_eq!((anyone.user.as_str(), anyone.pass.as_str()), ("any", ""));
+        assert!(anyone.ips.is_empty() && anyone.permissions.is_empty());
+        // An empty list is no user at all; the key absent is MediaMTX's default.
+        assert!(parse("authInternalUsers: []\n")
+            .auth_internal_users
+            .is_empty());
+        assert_eq!(
+            parse("authInternalUsers:\n").auth_internal_users,
+            Config::default().auth_internal_users
+        );
+        // The password never shows up in debug output.
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("1234"), "{debug}");
+        assert!(debug.contains("pass: \"***\""), "{debug}");
+    }
+
+    #[test]
+    fn hashed_credentials_are_checked() {
+        let sha = "sha256:E9JJ8stBJ7QM+nV4ZoUCeHk/gU3tPFh/5YieiJp6n2w=";
+        let argon = "argon2:$argon2id$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg$\
+                     Ux/LWeTgJQPyfMMJo1myR64+o8rALHoPmlE1i/TR+58";
+        for pass in [sha, argon] {
+            let c = parse(&format!(
+                "authInternalUsers:\n- user: bob\n  pass: '{pass}'\n  permissions: [read]\n"
+            ));
+            assert_eq!(c.auth_internal_users[0].pass, pass);
+            let c = parse(&format!(
+                "authInternalUsers:\n- user: '{pass}'\n  pass: x\n  permissions: [read]\n"
+            ));
+            assert_eq!(c.auth_internal_users[0].user, pass);
+        }
+        for (bad, why) in [
+            ("sha256:", "base64 of a SHA-256 digest"),
+            ("sha256:hunter2", "base64 of a SHA-256 digest"),
+            ("sha256:aHVudGVyMg==", "base64 of a SHA-256 digest"),
+            (
+                "SHA256:E9JJ8stBJ7QM+nV4ZoUCeHk/gU3tPFh/5YieiJp6n2w=",
+                "lower case",
+            ),
+            ("argon2:hunter2", "Argon2 PHC string"),
+            (
+                "argon2:$argon2id$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg",
+                "Argon2 PHC string",
+            ),
+            (
+                "argon2:$pbkdf2$i=1000$MTIzNDU2Nzg$aGFzaGhhc2g",
+                "Argon2 PHC string",
+            ),
+            (
+                "argon2:$argon2id$v=19$m=1,t=0,p=1$MTIzNDU2Nzg$aGFzaGhhc2g",
+                "Argon2 PHC string",
+            ),
+            (
+                "Argon2:$argon2id$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg$aGFzaGhhc2g",
+                "lower case",
+            ),
+        ] {
+            let e = refuse(&format!(
+                "rtsp: yes\nauthInternalUsers:\n- user: bob\n  pass: '{bad}'\n"
+            ));
+            assert_mentions(&e, &["line 4", "authInternalUsers[0].pass", why]);
+            // A password never appears in the message, not even a malformed hash.
+            assert!(!e.contains("hunter2") && !e.contains("aGFzaGhhc2g"), "{e}");
+            let e = refuse(&format!("authInternalUsers:\n- user: '{bad}'\n"));
+            assert_mentions(&e, &["line 2", "authInternalUsers[0].user", why]);
+        }
+    }
+
+    #[test]
+    fn broken_auth_users_name_the_key() {
+        for (yaml, parts) in [
+            (
+                "- user: bob\n  ips: [10.0.0.0/33]\n",
+                &["line 3", "authInternalUsers[0].ips[0]", "\"10.0.0.0/33\""][..],
+            ),
+            (
+                "- user: any\n- user: bob\n  ips: [10.0.0.0/8, not-an-ip]\n",
+                &[
+                    "line 4",
+                    "authInternalUsers[1].ips[1]",
+                    "invalid IP address",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - action: write\n",
+                &[
+                    "line 4",
+                    "authInternalUsers[0].permissions[0].action",
+                    "unknown action \"write\"",
+                    "publish, read, playback, api, metrics, pprof",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions: [publish, delete]\n",
+                &[
+                    "line 3",
+                    "authInternalUsers[0].permissions[1]",
+                    "unknown action \"delete\"",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - path: cam\n",
+                &[
+                    "authInternalUsers[0].permissions[0]",
+                    "missing key \"action\"",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - action: read\n    path: 'a//b'\n",
+                &[
+                    "line 5",
+                    "authInternalUsers[0].permissions[0].path",
+                    "empty segment",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - action: read\n    path: '~^(cam'\n",
+                &[
+                    "line 5",
+                    "permissions[0].path",
+                    "invalid regular expression",
+                ],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - action: api\n    path: cam\n",
+                &["permissions[0]", "does not concern a path"],
+            ),
+            (
+                "- user: bob\n  permissions:\n  - action: read\n    paths: cam\n",
+                &["line 5", "unknown key \"paths\"", "did you mean \"path\"?"],
+            ),
+            (
+                "- user: bob\n  password: x\n",
+                &["line 3", "authInternalUsers[0]", "unknown key \"password\""],
+            ),
+            (
+                "- user: bob\n  user: alice\n",
+                &["line 3", "duplicate key \"user\""],
+            ),
+            (
+                "- pass: x\n",
+                &["authInternalUsers[0]", "missing key \"user\""],
+            ),
+            (
+                "- user: ''\n",
+                &["authInternalUsers[0].user", "must not be empty"],
+            ),
+            (
+                "- user: any\n  pass: secret\n",
+                &["authInternalUsers[0]", "would never be checked"],
+            ),
+            ("  bob\n", &["authInternalUsers", "sequence"]),
+        ] {
+            let e = refuse(&format!("authInternalUsers:\n{yaml}"));
+            assert_mentions(&e, parts);
+        }
+        let e = refuse("authHTTPExclude:\n- action: playbacks\n");
+        assert_mentions(
+            &e,
+            &["line 2", "authHTTPExclude[0].action", "unknown action"],
+        );
+        let e = refuse("authJWTExclude: [api, nope]\n");
+        assert_mentions(&e, &["authJWTExclude[1]", "unknown action \"nope\""]);
+        let e = refuse("authHTTPExclude: api\n");
+        assert_mentions(&e, &["authHTTPExclude", "sequence"]);
+    }
+
+    #[test]
+    fn auth_excludes_parse() {
+        let c = parse(
+            "authHTTPExclude:\n- action: read\n  path: public\n- api\nauthJWTExclude:\n\
+             - action: playback\n",
+        );
+        assert_eq!(
+            c.auth_http_exclude,
+            [
+                Permission {
+                    action: AuthAction::Read,
+                    path: Some("public".into())
+                },
+                Permission::any_path(AuthAction::Api)
+            ]
+        );
+        assert_eq!(
+            c.auth_jwt_exclude,
+            [Permission::any_path(AuthAction::Playback)]
+        );
+        assert!(parse("authHTTPExclude: []\n").auth_http_exclude.is_empty());
+        assert_eq!(
+            parse("authHTTPExclude:\n").auth_http_exclude,
+            Config::default().auth_http_exclude
+        );
+    }
+
+    #[test]
+    fn auth_keys_hubcast_does_not_implement_stay_refused() {
+        for key in [
+            "authJWTInHTTPQuery: no",
+            "authJWTIssuer: x",
+            "authJWTAudience: x",
+            "authJWTJWKSFingerprint: x",
+            "rtspAuthMethods: [basic]",
+            "externalAuthenticationURL: http://x",
+        ] {
+            let e = refuse(&format!("rtsp: yes\n{key}\n"));
+            let name = key.split(':').next().unwrap_or_default();
+            assert_mentions(
+                &e,
+                &[&format!("{name:?}"), "not supported by hubcast", "line 2"],
+            );
+        }
+        for key in ["authMetod: jwt", "authHttpAddress: http://x"] {
+            let e = refuse(key);
+            assert_mentions(&e, &["did you mean"]);
+        }
     }
 }

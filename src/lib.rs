@@ -4,6 +4,7 @@
 //! addresses, so tests start the server in-process on ephemeral ports.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod media;
 pub mod path;
@@ -119,7 +120,12 @@ impl Server {
             let a = serve(
                 "apiAddress",
                 config.api_address,
-                api.clone().router(),
+                api::guarded(
+                    api.clone().router(),
+                    Arc::clone(&paths),
+                    auth::Action::Api,
+                    auth::Protocol::Api,
+                ),
                 &mut tasks,
             )
             .await?;
@@ -130,7 +136,12 @@ impl Server {
             let a = serve(
                 "metricsAddress",
                 config.metrics_address,
-                api::metrics::router(api.clone()),
+                api::guarded(
+                    api::metrics::router(api.clone()),
+                    Arc::clone(&paths),
+                    auth::Action::Metrics,
+                    auth::Protocol::Metrics,
+                ),
                 &mut tasks,
             )
             .await?;
@@ -141,7 +152,12 @@ impl Server {
             let a = serve(
                 "pprofAddress",
                 config.pprof_address,
-                pprof::router(),
+                api::guarded(
+                    pprof::router(),
+                    Arc::clone(&paths),
+                    auth::Action::Pprof,
+                    auth::Protocol::Pprof,
+                ),
                 &mut tasks,
             )
             .await?;

@@ -32,9 +32,11 @@ fn main() -> anyhow::Result<()> {
         }
         None => Config::default(),
     };
+    // The webrtc crates warn about routine events (a candidate closed twice, a late DTLS
+    // record after close): at warn level they would drown hubcast's own lines.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{},webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn",
+            "{},webrtc=error,webrtc_ice=error,webrtc_dtls=error,webrtc_srtp=error,webrtc_util=error",
             config.log_level.as_str()
         ))
     });

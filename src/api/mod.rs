@@ -637,3 +637,55 @@ async fn health(State(api): State<Api>) -> Response {
     };
     (code, Json(json!({ "status": status, "issues": issues }))).into_response()
 }
+
+/// Puts `action` (api, metrics or pprof) behind authentication: Basic credentials, checked
+/// like every other action (by default: anyone from 127.0.0.1 and ::1, nobody else).
+pub fn guarded(
+    router: Router,
+    paths: Arc<PathManager>,
+    action: crate::auth::Action,
+    protocol: crate::auth::Protocol,
+) -> Router {
+    use crate::auth::{gate, Auth, AuthRequest, Credentials};
+    router.layer(axum::middleware::from_fn(
+        move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+            std::net::SocketAddr,
+        >,
+              req: axum::extract::Request,
+              next: axum::middleware::Next| {
+            let paths = Arc::clone(&paths);
+            async move {
+                let credentials = req
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(Auth::parse_authorization)
+                    .unwrap_or(Credentials::None);
+                let check = AuthRequest {
+                    credentials: &credentials,
+                    ip: peer.ip(),
+                    action,
+                    path: "",
+                    protocol,
+                    id: None,
+                    query: req.uri().query().unwrap_or(""),
+                    rtsp_method: None,
+                };
+                match gate::check(&paths.auth(), &check).await {
+                    Ok(()) => next.run(req).await,
+                    Err(refusal) => {
+                        let mut r = ApiError(StatusCode::UNAUTHORIZED, refusal.message.into())
+                            .into_response();
+                        for c in &refusal.challenges {
+                            if let Ok(v) = axum::http::HeaderValue::from_str(c) {
+                                r.headers_mut()
+                                    .append(axum::http::header::WWW_AUTHENTICATE, v);
+                            }
+                        }
+                        r
+                    }
+                }
+            }
+        },
+    ))
+}

@@ -12,9 +12,20 @@ use tracing::info;
 
 pub use hub::{Codec, Hub, HubClosed, Packet, Reader, Track};
 
+use crate::auth::Auth;
 use crate::config::{validate_path_name, Config, PathConf};
 use crate::rtsp::source::{self, SourceControl, SourceState};
 use crate::stats::Telemetry;
+
+fn auth_changed(a: &Config, b: &Config) -> bool {
+    a.auth_method != b.auth_method
+        || a.auth_internal_users != b.auth_internal_users
+        || a.auth_http_address != b.auth_http_address
+        || a.auth_http_exclude != b.auth_http_exclude
+        || a.auth_jwt_jwks != b.auth_jwt_jwks
+        || a.auth_jwt_claim_key != b.auth_jwt_claim_key
+        || a.auth_jwt_exclude != b.auth_jwt_exclude
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
@@ -52,6 +63,7 @@ pub struct PathManager {
     paths: Mutex<HashMap<String, Entry>>,
     sources: Mutex<HashMap<String, SourceTask>>,
     pub telemetry: Arc<Telemetry>,
+    auth: RwLock<Arc<Auth>>,
 }
 
 /// Held by whoever publishes on a path. Dropping it ends the stream.
@@ -78,11 +90,17 @@ impl Drop for Publisher {
 impl PathManager {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(PathManager {
+            auth: RwLock::new(Arc::new(Auth::new(&config))),
             config: RwLock::new(config),
             paths: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
             telemetry: Arc::new(Telemetry::default()),
         })
+    }
+
+    /// Who may do what, under the configuration in force.
+    pub fn auth(&self) -> Arc<Auth> {
+        Arc::clone(&self.auth.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The configuration in force now.
@@ -140,6 +158,10 @@ impl PathManager {
             &mut *self.config.write().unwrap_or_else(|p| p.into_inner()),
             Arc::clone(&new),
         );
+        if auth_changed(&old, &new) {
+            // A new Auth forgets JWKS cache and failure counts: only when auth itself changed.
+            *self.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Auth::new(&new));
+        }
         {
             let paths = self.lock();
             for (name, entry) in paths.iter() {

@@ -17,6 +17,7 @@ use super::sdp::{
 };
 use super::server::{ConnInfo, RtspServer, SessionInfo, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
+use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
 use crate::config::RtspTransport;
 use crate::media::h264::ParamSets;
 use crate::path::ingest::{H264Mode, Ingest};
@@ -66,6 +67,8 @@ pub struct Connection {
     playing: Option<Playing>,
     writer: Option<Arc<tokio::sync::Mutex<OwnedWriteHalf>>>,
     info: Arc<ConnInfo>,
+    /// The path and action this connection proved it may do.
+    authorized: Option<(String, Action)>,
 }
 
 /// What a handled request asks of the connection loop.
@@ -89,6 +92,7 @@ impl Connection {
             playing: None,
             writer: None,
             info: server.register(peer),
+            authorized: None,
             server,
         }
     }
@@ -244,7 +248,10 @@ impl Connection {
     async fn dispatch(&mut self, req: &Request) -> (Response, After) {
         let r = match req.method {
             Method::Options => Ok(Response::new(200).header("Public", PUBLIC_METHODS)),
-            Method::Announce => self.announce(req),
+            Method::Announce => match self.authorize(req, Action::Publish).await {
+                Ok(()) => self.announce(req),
+                Err(r) => Err(r),
+            },
             Method::Setup => self.setup(req).await,
             Method::Record => self.record(),
             Method::GetParameter | Method::SetParameter => Ok(Response::new(200)),
@@ -430,6 +437,8 @@ impl Connection {
         let full = path_of_url(url)
             .ok_or_else(|| text(400, format!("cannot read a path from the URL {url:?}")))?;
         let (path, control) = split_control(&full);
+        crate::config::validate_path_name(&path)
+            .map_err(|e| text(400, format!("invalid path name: {e}")))?;
         let hub = self
             .server
             .paths
@@ -439,7 +448,47 @@ impl Connection {
         Ok((path, control, hub))
     }
 
+    /// Checks the request's credentials (Basic or Digest) for `action` on the URL's path,
+    /// once per path and action on this connection.
+    async fn authorize(&mut self, req: &Request, action: Action) -> Result<(), Response> {
+        let full = path_of_url(&req.uri).unwrap_or_default();
+        let (path, _) = split_control(&full);
+        if self.authorized.as_ref() == Some(&(path.clone(), action)) {
+            return Ok(());
+        }
+        let credentials = req
+            .header("Authorization")
+            .map(Auth::parse_authorization)
+            .unwrap_or(Credentials::None);
+        let auth = self.server.paths.auth();
+        let method = req.method.as_str().to_string();
+        let check = AuthRequest {
+            credentials: &credentials,
+            ip: self.peer.ip(),
+            action,
+            path: &path,
+            protocol: Protocol::Rtsp,
+            id: self.session_id.as_deref(),
+            query: req.uri.split_once('?').map_or("", |(_, q)| q),
+            rtsp_method: Some(&method),
+        };
+        match gate::check(&auth, &check).await {
+            Ok(()) => {
+                self.authorized = Some((path, action));
+                Ok(())
+            }
+            Err(refusal) => {
+                let mut r = Response::new(401).body("text/plain", format!("{}\n", refusal.message));
+                for c in refusal.challenges {
+                    r = r.header("WWW-Authenticate", c);
+                }
+                Err(r)
+            }
+        }
+    }
+
     async fn describe(&mut self, req: &Request) -> Result<Response, Response> {
+        self.authorize(req, Action::Read).await?;
         let (_, _, hub) = self.reader_stream(&req.uri).await?;
         let sdp = build_describe(&play::describe_medias(&hub.tracks()));
         let base = format!("{}/", req.uri.trim_end_matches('/'));
@@ -449,6 +498,7 @@ impl Connection {
     }
 
     async fn setup_play(&mut self, req: &Request) -> Result<Response, Response> {
+        self.authorize(req, Action::Read).await?;
         if self.is_playing() {
             return Err(text(455, "SETUP while playing".into()));
         }
@@ -531,6 +581,21 @@ impl Connection {
         };
         if playing.player.is_some() {
             return Ok(Response::new(200));
+        }
+        let max = self
+            .server
+            .config()
+            .path_conf(playing.hub.path())
+            .map_or(0, |c| c.max_readers);
+        if max > 0 && playing.hub.reader_count() >= max {
+            return Err(text(
+                503,
+                format!(
+                    "path '{}' has reached maxReaders ({max})",
+                    playing.hub.path()
+                ),
+            )
+            .header("Retry-After", crate::webrtc::RETRY_AFTER_SECS.to_string()));
         }
         let reader = playing
             .hub

@@ -14,6 +14,7 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
 use super::session::SessionKind;
 use super::{HttpError, WebrtcServer};
+use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
 use crate::stats::op;
 
 /// SDP offers are a few KB; anything near this is not an offer.
@@ -23,7 +24,29 @@ pub fn router(server: Arc<WebrtcServer>) -> Router {
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_large_bodies))
         .with_state(server)
+}
+
+/// Refuses a body announced larger than `MAX_BODY` before reading any of it (a client that
+/// sent `Expect: 100-continue` never has to send it); bodies without a length are cut at the
+/// same size by `DefaultBodyLimit`.
+async fn refuse_large_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes\n"),
+        );
+    }
+    next.run(req).await
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -102,7 +125,7 @@ async fn handle(
     let result = match route(uri.path()) {
         Route::Endpoint { path, kind } => match method {
             Method::OPTIONS => Ok(options(&server, "POST, OPTIONS")),
-            Method::POST => post(&server, path, kind, peer, &headers, &body).await,
+            Method::POST => post(&server, path, kind, peer, &headers, uri.query(), &body).await,
             _ => Err(HttpError::MethodNotAllowed("POST, OPTIONS")),
         },
         Route::Session { path, kind, secret } => match method {
@@ -149,9 +172,25 @@ fn page(method: &Method, path: &str, html: &'static str) -> Result<Response<Body
 fn error_response(e: &HttpError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = text(status, format!("{e}\n"));
-    if let HttpError::MethodNotAllowed(allowed) = e {
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    match e {
+        HttpError::MethodNotAllowed(allowed) => {
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        }
+        HttpError::Unauthorized(refusal) => {
+            for c in &refusal.challenges {
+                if let Ok(v) = HeaderValue::from_str(c) {
+                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+        }
+        HttpError::Unavailable(_) => {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(super::RETRY_AFTER_SECS),
+            );
+        }
+        _ => {}
     }
     r
 }
@@ -237,8 +276,10 @@ async fn post(
     kind: SessionKind,
     peer: SocketAddr,
     headers: &HeaderMap,
+    query: Option<&str>,
     body: &Bytes,
 ) -> Result<Response<Body>, HttpError> {
+    authorize(server, path, kind, peer, headers, query).await?;
     if !content_type_is(headers, "application/sdp") {
         return Err(HttpError::UnsupportedMediaType(
             "the offer must be sent with Content-Type: application/sdp".into(),
@@ -276,6 +317,39 @@ async fn post(
     );
     add_ice_server_links(server, h);
     Ok(r)
+}
+
+/// WHIP needs `publish`, WHEP `read` on the path: Basic or Bearer credentials, or `?jwt=`.
+async fn authorize(
+    server: &WebrtcServer,
+    path: &str,
+    kind: SessionKind,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), HttpError> {
+    crate::config::validate_path_name(path).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(Auth::parse_authorization)
+        .unwrap_or(Credentials::None);
+    let req = AuthRequest {
+        credentials: &credentials,
+        ip: peer.ip(),
+        action: match kind {
+            SessionKind::Whip => Action::Publish,
+            SessionKind::Whep => Action::Read,
+        },
+        path,
+        protocol: Protocol::Webrtc,
+        id: None,
+        query: query.unwrap_or(""),
+        rtsp_method: None,
+    };
+    gate::check(&server.paths.auth(), &req)
+        .await
+        .map_err(HttpError::Unauthorized)
 }
 
 fn find_session(

@@ -47,7 +47,16 @@ pub enum HttpError {
     PreconditionFailed(String),
     #[error("{0}")]
     Internal(String),
+    /// Credentials missing or refused: 401 with these `WWW-Authenticate` challenges.
+    #[error("{}", .0.message)]
+    Unauthorized(crate::auth::gate::Refusal),
+    /// Over a limit (`maxReaders`, `webrtcMaxSessions`): the client may retry later.
+    #[error("{0}")]
+    Unavailable(String),
 }
+
+/// Seconds a client refused for load should wait (`Retry-After`).
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 impl HttpError {
     pub fn status(&self) -> u16 {
@@ -60,6 +69,8 @@ impl HttpError {
             HttpError::PreconditionFailed(_) => 412,
             HttpError::UnsupportedMediaType(_) => 415,
             HttpError::Internal(_) => 500,
+            HttpError::Unavailable(_) => 503,
+            HttpError::Unauthorized(_) => 401,
         }
     }
 }
@@ -121,6 +132,45 @@ async fn complete_answer(pc: &RTCPeerConnection) -> Result<String, HttpError> {
 }
 
 impl WebrtcServer {
+    /// Refuses a new session over `webrtcMaxSessions`.
+    fn check_session_limit(&self) -> Result<(), HttpError> {
+        let max = self.config().webrtc_max_sessions;
+        if max > 0 && self.sessions.len() >= max {
+            return Err(HttpError::Unavailable(format!(
+                "the server has reached webrtcMaxSessions ({max}); retry later"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a new reader over the path's `maxReaders`. Sessions still in their handshake
+    /// count: they become readers in a moment.
+    fn check_reader_limit(&self, path: &str, hub: &crate::path::Hub) -> Result<(), HttpError> {
+        let max = self.config().path_conf(path).map_or(0, |c| c.max_readers);
+        if max == 0 {
+            return Ok(());
+        }
+        let pending = self
+            .sessions
+            .all()
+            .iter()
+            .filter(|s| {
+                s.path == path
+                    && s.kind == session::SessionKind::Whep
+                    && !s
+                        .counters
+                        .established
+                        .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .count();
+        if hub.reader_count() + pending >= max {
+            return Err(HttpError::Unavailable(format!(
+                "path '{path}' has reached maxReaders ({max}); retry later"
+            )));
+        }
+        Ok(())
+    }
+
     /// Waits for ICE+DTLS and records how long it took (or that it failed).
     async fn handshake(
         &self,

@@ -11,6 +11,10 @@ use tokio::sync::watch;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A DTLS handshake in flight finishes in milliseconds; one that has not started never will.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
     Whip,
@@ -75,6 +79,22 @@ impl Session {
                 Err(_) => "server shutting down".to_string(),
             }
         }
+    }
+
+    /// Closes the peer connection, bounded: a close that hangs must not keep the session's
+    /// task alive for ever.
+    ///
+    /// A connection in the middle of its ICE/DTLS handshake is let finish it first (bounded):
+    /// `webrtc` 0.17 leaves tasks behind when closed while DTLS and SRTP are starting.
+    pub async fn close_pc(&self, mut state: PcState) {
+        let started = Instant::now();
+        state.settle(SETTLE_TIMEOUT).await;
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.pc.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(id = %self.id, error = %e, "peer connection close"),
+            Err(_) => tracing::warn!(id = %self.id, "peer connection close timed out"),
+        }
+        tracing::debug!(id = %self.id, took = ?started.elapsed(), "peer connection closed");
     }
 
     pub fn location(&self) -> String {
@@ -222,6 +242,20 @@ impl PcState {
             Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
             Ok(Ok(s)) => Err(format!("peer connection {} during handshake", *s)),
         }
+    }
+
+    /// Waits (at most `limit`) until the connection is no longer connecting.
+    pub async fn settle(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(
+            limit,
+            self.0.wait_for(|s| {
+                !matches!(
+                    s,
+                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting
+                )
+            }),
+        )
+        .await;
     }
 
     /// Resolves with a reason once the connection is lost (ICE consent gone: disconnected),

@@ -36,11 +36,13 @@ impl WebrtcServer {
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
         let medias = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        self.check_session_limit()?;
         let hub = self
             .paths
             .wait_stream(path)
             .await
             .map_err(HttpError::from)?;
+        self.check_reader_limit(path, &hub)?;
         let tracks = hub.tracks();
 
         let mut codecs = SessionCodecs {
@@ -117,7 +119,7 @@ impl WebrtcServer {
         );
         let state = PcState::watch(&pc);
         let negotiated = self
-            .negotiate(&pc, offer, &codecs, &tracks_codecs(&tracks), &hub)
+            .negotiate(&pc, offer, &codecs, &tracks_codecs(&tracks), &hub, &state)
             .await;
         let (outbound, answer) = match negotiated {
             Ok(v) => v,
@@ -149,8 +151,9 @@ impl WebrtcServer {
         let server = Arc::clone(self);
         let s = Arc::clone(&session);
         tokio::spawn(async move {
+            let settle = state.clone();
             let reason = server.run_reader(&s, hub, outbound, state).await;
-            let _ = s.pc.close().await;
+            s.close_pc(settle).await;
             server.sessions.remove(&s.secret);
             info!(path = %s.path, peer = %s.peer, id = %s.id, reason = %reason, "WHEP session ended");
         });
@@ -166,6 +169,7 @@ impl WebrtcServer {
         codecs: &SessionCodecs,
         track_kinds: &[bool],
         hub: &Arc<Hub>,
+        state: &PcState,
     ) -> Result<(Vec<Option<Outbound>>, String), HttpError> {
         // Tracks first: `webrtc` then binds them to the offer's m-lines of the same kind.
         let mut outbound = Vec::with_capacity(track_kinds.len());
@@ -193,7 +197,7 @@ impl WebrtcServer {
                 track,
                 seq: rand::random(),
             }));
-            tokio::spawn(read_rtcp(sender, Arc::clone(hub)));
+            tokio::spawn(read_rtcp(sender, Arc::clone(hub), state.clone()));
         }
 
         set_offer(pc, offer).await?;
@@ -309,8 +313,19 @@ async fn send(
 
 /// Drains a sender's RTCP (the interceptors need it read) and turns PLI/FIR into keyframe
 /// requests for the path's source.
-async fn read_rtcp(sender: Arc<RTCRtpSender>, hub: Arc<Hub>) {
-    while let Ok((packets, _)) = sender.read_rtcp().await {
+///
+/// It also stops when the peer connection ends: `webrtc` 0.17's `read_rtcp` waits for ever
+/// when the connection was closed before the sender started (its stop notification fires
+/// only for waiters already there), which would keep the whole session alive.
+async fn read_rtcp(sender: Arc<RTCRtpSender>, hub: Arc<Hub>, mut state: PcState) {
+    loop {
+        let packets = tokio::select! {
+            r = sender.read_rtcp() => match r {
+                Ok((packets, _)) => packets,
+                Err(_) => return,
+            },
+            _ = state.ended() => return,
+        };
         for p in packets {
             let any = p.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {

@@ -32,6 +32,7 @@ impl WebrtcServer {
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
         let medias = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        self.check_session_limit()?;
         let mut codecs = SessionCodecs {
             video: None,
             video_pt: 0,
@@ -136,8 +137,9 @@ impl WebrtcServer {
         let server = Arc::clone(self);
         let s = Arc::clone(&session);
         tokio::spawn(async move {
+            let settle = state.clone();
             let reason = server.run_publisher(&s, publisher, state, video_ssrc).await;
-            let _ = s.pc.close().await;
+            s.close_pc(settle).await;
             server.sessions.remove(&s.secret);
             info!(path = %s.path, peer = %s.peer, id = %s.id, reason = %reason, "WHIP session ended");
         });

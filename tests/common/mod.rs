@@ -284,6 +284,8 @@ pub struct ViewerOptions {
     pub audio: bool,
     /// H.264 profile-level-ids offered, like Chromium's.
     pub h264: Vec<&'static str>,
+    /// Set it to make the peer vanish without a word (no close_notify, no ICE consent).
+    pub mute: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ViewerOptions {
@@ -295,6 +297,7 @@ impl Default for ViewerOptions {
             ],
             audio: true,
             h264: vec!["42001f", "42e01f", "4d001f"],
+            mute: None,
         }
     }
 }
@@ -349,10 +352,14 @@ impl Viewer {
                 rx.lock().expect("lock").closed_by_server = Some(Instant::now());
             }
         });
-        let mux = UDPMuxDefault::new(UDPMuxParams::new(SniffingConn::new(
-            Arc::new(socket),
-            Arc::clone(&srtp),
-        )));
+        let sniffing = SniffingConn::new(Arc::new(socket), Arc::clone(&srtp));
+        let mux = match &opts.mute {
+            Some(mute) => UDPMuxDefault::new(UDPMuxParams::new(MutableConn {
+                inner: sniffing,
+                mute: Arc::clone(mute),
+            })),
+            None => UDPMuxDefault::new(UDPMuxParams::new(sniffing)),
+        };
         let mut s = SettingEngine::default();
         s.set_udp_network(UDPNetwork::Muxed(mux as Arc<dyn UDPMux + Send + Sync>));
         s.set_include_loopback_candidate(true);
@@ -970,4 +977,49 @@ pub fn pull_config(
     tweak(&mut p);
     c.paths.insert(0, (name.to_string(), p));
     c
+}
+
+/// A socket that can go silent: what the server sees of a peer whose network vanished.
+struct MutableConn {
+    inner: SniffingConn,
+    mute: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl webrtc::util::Conn for MutableConn {
+    async fn connect(&self, addr: SocketAddr) -> webrtc::util::Result<()> {
+        self.inner.connect(addr).await
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc::util::Result<usize> {
+        self.inner.recv(buf).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
+        loop {
+            let r = self.inner.recv_from(buf).await?;
+            if !self.mute.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(r);
+            }
+        }
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc::util::Result<usize> {
+        self.inner.send(buf).await
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc::util::Result<usize> {
+        if self.mute.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        self.inner.send_to(buf, target).await
+    }
+    fn local_addr(&self) -> webrtc::util::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> webrtc::util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
 }

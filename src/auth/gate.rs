@@ -1,0 +1,44 @@
+//! One place that turns an authorization result into what the protocols answer: the caller
+//! gets `Ok` or the challenges for a 401, after the pause that slows password guessers.
+
+use std::net::IpAddr;
+
+use tracing::info;
+
+use super::{Auth, AuthError, AuthRequest};
+
+/// A refused request: answer 401 with these `WWW-Authenticate` values and this message.
+#[derive(Debug)]
+pub struct Refusal {
+    pub challenges: Vec<String>,
+    pub message: &'static str,
+}
+
+/// Authorizes `req`; on failure waits out the limiter's pause (for this IP only) and returns
+/// what to answer. The reason goes to the log, not to the client.
+pub async fn check(auth: &Auth, req: &AuthRequest<'_>) -> Result<(), Refusal> {
+    let err = match auth.authorize(req).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let message = match &err {
+        // A first request without credentials is normal (clients wait for the challenge).
+        AuthError::Missing => "authentication required",
+        AuthError::Denied(_) | AuthError::Hook(_) => {
+            info!(ip = %req.ip, path = req.path, action = %req.action, reason = %err, "authentication failed");
+            pause(auth, req.ip).await;
+            "authentication failed"
+        }
+    };
+    Err(Refusal {
+        challenges: auth.challenges(req.protocol),
+        message,
+    })
+}
+
+async fn pause(auth: &Auth, ip: IpAddr) {
+    let wait = auth.note_failure(ip);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -1,0 +1,314 @@
+//! Who may do what: internal users (Basic, Digest with ffmpeg), the HTTP hook, JWT with a
+//! JWKS, admin endpoints by source address, and slowing password guessers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use base64::Engine;
+use common::*;
+use hubcast::config::RtspTransport;
+use serde_json::{json, Value};
+
+const CHROMIUM_WHIP: &str = include_str!("data/chromium-whip-offer.sdp");
+const LISTENERS: &str = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nmetricsAddress: 127.0.0.1:0\npprofAddress: 127.0.0.1:0\n";
+
+fn config(yaml: &str) -> hubcast::Config {
+    hubcast::Config::from_yaml_str(&format!("{LISTENERS}{yaml}")).expect("test config")
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// POSTs a WHIP offer with an optional Authorization header, from `from` (a local address).
+async fn whip(
+    server: &hubcast::Server,
+    path: &str,
+    authorization: Option<&str>,
+    from: &str,
+) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .local_address(Some(from.parse().expect("ip")))
+        .build()
+        .expect("client");
+    let mut r = client
+        .post(format!(
+            "http://{}/{path}/whip",
+            server.addrs.webrtc_http.expect("http")
+        ))
+        .header("Content-Type", "application/sdp")
+        .body(CHROMIUM_WHIP);
+    if let Some(a) = authorization {
+        r = r.header("Authorization", a);
+    }
+    let resp = r.send().await.expect("POST");
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (resp.status().as_u16(), challenge)
+}
+
+async fn api_status(server: &hubcast::Server, from: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .local_address(Some(from.parse().expect("ip")))
+        .build()
+        .expect("client");
+    let url = format!("http://{}/v3/paths/list", server.addrs.api.expect("api"));
+    client.get(url).send().await.expect("GET").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_users_basic_digest_admin_ips_and_slowdown() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(config(
+        "authInternalUsers:\n\
+         - user: pub\n  pass: secret\n  permissions: [{action: publish}, {action: read}]\n\
+         - user: viewer\n  pass: view\n  permissions: [{action: read}]\n\
+         - user: any\n  ips: ['127.0.0.1', '::1']\n  permissions: [{action: api}, {action: metrics}, {action: pprof}]\n",
+    ))
+    .await;
+
+    let (s, challenge) = whip(&server, "cam", None, "127.0.0.1").await;
+    assert_eq!(s, 401, "unauthenticated WHIP");
+    assert!(
+        challenge.is_some_and(|c| c.starts_with("Basic")),
+        "401 without WWW-Authenticate"
+    );
+    assert_eq!(
+        whip(&server, "cam", Some(&basic("viewer", "view")), "127.0.0.1")
+            .await
+            .0,
+        401,
+        "a read-only user published"
+    );
+    assert_eq!(
+        whip(&server, "cam", Some(&basic("pub", "secret")), "127.0.0.1")
+            .await
+            .0,
+        201,
+        "the right user"
+    );
+    assert_eq!(
+        whip(&server, "cam2", Some("Bearer pub:secret"), "127.0.0.1")
+            .await
+            .0,
+        201,
+        "OBS-style Bearer user:pass"
+    );
+
+    // RTSP: ANNOUNCE without credentials -> 401 with a Digest challenge; ffmpeg then pushes
+    // with Digest.
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let mut p = RawPublisher::connect(rtsp).await;
+    let err = p
+        .start(&format!("rtsp://{rtsp}/cam3"), H264_SDP)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.starts_with("RTSP/1.0 401") && err.contains("WWW-Authenticate: Digest"),
+        "{err}"
+    );
+    let ff = Ffmpeg::push(
+        &format!("rtsp://pub:secret@{rtsp}/cam3"),
+        RtspTransport::Tcp,
+        30,
+        false,
+    );
+    wait_stream(&server, "cam3", Duration::from_secs(15)).await;
+    ff.stop().await;
+
+    // Admin endpoints: only from 127.0.0.1.
+    assert_eq!(api_status(&server, "127.0.0.1").await, 200);
+    assert_eq!(
+        api_status(&server, "127.0.0.2").await,
+        401,
+        "API from a non-allowed IP"
+    );
+
+    // Password guessing from one address is slowed; another address is not.
+    for _ in 0..5 {
+        whip(&server, "cam4", Some(&basic("pub", "guess")), "127.0.0.3").await;
+    }
+    let t = Instant::now();
+    assert_eq!(
+        whip(&server, "cam4", Some(&basic("pub", "guess")), "127.0.0.3")
+            .await
+            .0,
+        401
+    );
+    let slowed = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(
+        whip(&server, "cam4", Some(&basic("pub", "wrong")), "127.0.0.4")
+            .await
+            .0,
+        401
+    );
+    let other = t.elapsed();
+    eprintln!("6th failure from one IP answered after {slowed:?}, another IP after {other:?}");
+    assert!(
+        slowed >= Duration::from_millis(1900),
+        "not slowed: {slowed:?}"
+    );
+    assert!(
+        other < Duration::from_secs(1),
+        "another client was slowed: {other:?}"
+    );
+    server.shutdown();
+}
+
+/// A tiny HTTP server for the auth hook and the JWKS.
+async fn serve(app: axum::Router) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_hook_gets_the_fields_and_decides() {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let hook = serve(axum::Router::new().route(
+        "/auth",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let s = Arc::clone(&s);
+            async move {
+                let ok = body["user"] == "good";
+                s.lock().expect("lock").push(body);
+                if ok {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::FORBIDDEN
+                }
+            }
+        }),
+    ))
+    .await;
+    let server = start(config(&format!(
+        "authMethod: http\nauthHTTPAddress: http://{hook}/auth\n"
+    )))
+    .await;
+    assert_eq!(
+        whip(&server, "cam", Some(&basic("good", "pw")), "127.0.0.1")
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        whip(&server, "cam2", Some(&basic("bad", "pw")), "127.0.0.1")
+            .await
+            .0,
+        401,
+        "the hook's 403 must refuse"
+    );
+    let bodies = seen.lock().expect("lock").clone();
+    let first = bodies.first().cloned().expect("the hook was called");
+    for field in [
+        "user", "password", "ip", "action", "path", "protocol", "id", "query",
+    ] {
+        assert!(
+            first.get(field).is_some(),
+            "hook body lacks {field}: {first}"
+        );
+    }
+    assert_eq!(
+        (first["user"].clone(), first["password"].clone()),
+        (json!("good"), json!("pw"))
+    );
+    assert_eq!(
+        (first["action"].clone(), first["path"].clone()),
+        (json!("publish"), json!("cam"))
+    );
+    assert_eq!(first["ip"], json!("127.0.0.1"));
+    server.shutdown();
+}
+
+const EC_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgbMKI0C0mtu2UKpzx
+M5c5dI0YU1o4rhf5Hm5EV98g1IShRANCAASQskhuQUc+AawNWewyzs15jHXEe0vv
+YjKyO6hTF2stYQwwLRoz/ScXj4T4gnDfJNaXyx1c1Vk7xGPOJTFYzALq
+-----END PRIVATE KEY-----
+";
+const EC_X: &str = "kLJIbkFHPgGsDVnsMs7NeYx1xHtL72IysjuoUxdrLWE";
+const EC_Y: &str = "DDAtGjP9JxePhPiCcN8k1pfLHVzVWTvEY84lMVjMAuo";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_from_a_jwks_is_accepted_and_a_tampered_one_refused() {
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "x": EC_X, "y": EC_Y}]});
+    let keys =
+        serve(axum::Router::new().route("/jwks", get(move || async move { axum::Json(jwks) })))
+            .await;
+    let server = start(config(&format!(
+        "authMethod: jwt\nauthJWTJWKS: http://{keys}/jwks\n"
+    )))
+    .await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims = json!({
+        "exp": jsonwebtoken::get_current_timestamp() + 600,
+        "mediamtx_permissions": [{"action": "publish", "path": "cam"}],
+    });
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE_PEM.as_bytes()).expect("key");
+    let token = jsonwebtoken::encode(&header, &claims, &key).expect("token");
+    assert_eq!(
+        whip(
+            &server,
+            "cam",
+            Some(&format!("Bearer {token}")),
+            "127.0.0.1"
+        )
+        .await
+        .0,
+        201,
+        "signed token"
+    );
+    assert_eq!(
+        whip(
+            &server,
+            "other",
+            Some(&format!("Bearer {token}")),
+            "127.0.0.1"
+        )
+        .await
+        .0,
+        401,
+        "path not granted"
+    );
+    // Flip one character of the signature.
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 5;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_eq!(
+        whip(
+            &server,
+            "cam2",
+            Some(&format!("Bearer {tampered}")),
+            "127.0.0.1"
+        )
+        .await
+        .0,
+        401,
+        "tampered token"
+    );
+    assert_eq!(
+        whip(&server, "cam2", None, "127.0.0.1").await.0,
+        401,
+        "no token"
+    );
+    server.shutdown();
+}

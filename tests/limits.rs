@@ -1,0 +1,154 @@
+//! Limits: body sizes, path names, maxReaders, webrtcMaxSessions, the handshake timeout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hubcast::config::{PathConf, RtspTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CHROMIUM_WHEP: &str = include_str!("data/chromium-whep-offer.sdp");
+
+/// Sends a raw HTTP request (no client-side URL normalization) and returns the status.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_sizes_and_path_names() {
+    let server = start(test_config()).await;
+    let http = server.addrs.webrtc_http.expect("http");
+    // An 8 MB offer: refused from its Content-Length, before the body is read (a client
+    // that sends it anyway gets the 413 and a closed connection).
+    let req = format!(
+        "POST /cam/whep HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        8 << 20
+    );
+    assert_eq!(raw_http(http, &req).await, 413, "an 8 MB offer");
+    for path in [
+        "/../x/whep",
+        "/%2e%2e/x/whep",
+        "/a/%2e%2e/whep",
+        "/a//b/whep",
+    ] {
+        let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\n\r\nv=0");
+        assert_eq!(raw_http(http, &req).await, 400, "{path}");
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_readers_max_sessions_and_handshake_timeout() {
+    let _heavy = HEAVY.lock().await;
+    let mut config = test_config();
+    config.paths.insert(
+        0,
+        (
+            "cam".into(),
+            PathConf {
+                max_readers: 10,
+                ..Default::default()
+            },
+        ),
+    );
+    config.webrtc_handshake_timeout = Duration::from_secs(2);
+    let server = start(config).await;
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+
+    let mut viewers = Vec::new();
+    for _ in 0..10 {
+        let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
+            .await
+            .expect("WHEP");
+        assert!(v.wait_connected(Duration::from_secs(10)).await);
+        viewers.push(v);
+    }
+    let r = reqwest::Client::new()
+        .post(whep_url(&server, "cam"))
+        .header("Content-Type", "application/sdp")
+        .body(CHROMIUM_WHEP)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 503, "the 11th reader");
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+    let body = r.text().await.unwrap_or_default();
+    assert!(body.contains("maxReaders"), "{body}");
+    // RTSP readers count against the same limit.
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let mut c = RawPublisher::connect(rtsp).await;
+    let url = format!("rtsp://{rtsp}/cam");
+    let (s, _) = c
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+            "",
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, resp) = c.request("PLAY", &url, &[], "").await;
+    assert_eq!(s, 503, "{resp}");
+    assert!(resp.contains("Retry-After"), "{resp}");
+    for v in &viewers {
+        v.close().await;
+    }
+    assert!(wait_until(Duration::from_secs(5), || server.webrtc_sessions() == 0).await);
+    ff.stop().await;
+
+    // A peer that never does ICE is freed after webrtcHandshakeTimeout.
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let (s, _, body) = post_sdp(&whep_url(&server, "cam"), CHROMIUM_WHEP).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(server.webrtc_sessions(), 1);
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || server.webrtc_sessions() == 0).await,
+        "a silent session outlived the handshake timeout"
+    );
+    eprintln!("silent session freed after {:?}", t.elapsed());
+    ff.stop().await;
+    server.shutdown();
+
+    // webrtcMaxSessions.
+    let config = hubcast::Config {
+        webrtc_max_sessions: 2,
+        ..test_config()
+    };
+    let server = start(config).await;
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    for _ in 0..2 {
+        let (s, _, body) = post_sdp(&whep_url(&server, "cam"), CHROMIUM_WHEP).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let r = reqwest::Client::new()
+        .post(whep_url(&server, "cam"))
+        .header("Content-Type", "application/sdp")
+        .body(CHROMIUM_WHEP)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    ff.stop().await;
+    server.shutdown();
+}
