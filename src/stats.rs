@@ -698,6 +698,24 @@ mod tests {
     }
 }
 
+impl Summary {
+    /// An operation with nothing recorded (in the window).
+    pub fn empty(op: &str, window: Option<Duration>) -> Summary {
+        Summary {
+            operation: op.to_string(),
+            window_seconds: window.map(|w| w.as_secs_f64()),
+            count: 0,
+            success_rate: 0.0,
+            avg_ms: 0.0,
+            p50_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            min_ms: 0.0,
+            max_ms: 0.0,
+        }
+    }
+}
+
 /// Server-wide counters and latency statistics, shared by every component.
 #[derive(Debug, Default)]
 pub struct Telemetry {

@@ -48,6 +48,35 @@ async fn request_sizes_and_path_names() {
         assert_eq!(raw_http(http, &req).await, 400, "{path}");
     }
     server.shutdown();
+
+    // A list of origins: only those get CORS headers.
+    let config = hubcast::Config {
+        webrtc_allow_origins: vec!["https://ok.example".into()],
+        ..test_config()
+    };
+    let server = start(config).await;
+    for (origin, allowed) in [
+        ("https://ok.example", true),
+        ("https://evil.example", false),
+    ] {
+        let r = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, whep_url(&server, "cam"))
+            .header("Origin", origin)
+            .send()
+            .await
+            .expect("OPTIONS");
+        let acao = r
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        assert_eq!(
+            acao.as_deref() == Some(origin),
+            allowed,
+            "{origin}: {acao:?}"
+        );
+    }
+    server.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

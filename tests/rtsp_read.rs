@@ -2,69 +2,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use hubcast::config::RtspTransport;
-use tokio::process::Command;
-
-/// `codec,width,height` of the first video stream as ffprobe reads it.
-async fn ffprobe(url: &str, transport: &str) -> String {
-    let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-rtsp_transport",
-                transport,
-                "-select_streams",
-                "v:0",
-            ])
-            .args([
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-                url,
-            ])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("ffprobe finished in time")
-    .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Decodes 90 frames; returns ffmpeg's error output (empty when clean).
-async fn decode_90(url: &str, transport: &str) -> String {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
-            .args(["-frames:v", "90", "-f", "null", "-"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("ffmpeg finished in time")
-    .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).trim().to_string()
-}
 
 async fn assert_readable(url: &str) {
     for transport in ["tcp", "udp"] {

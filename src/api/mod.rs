@@ -545,7 +545,7 @@ async fn performance(State(api): State<Api>, Query(q): Query<PerfQuery>) -> ApiR
             }
             let s = lat
                 .summary(&op, window)
-                .unwrap_or_else(|| empty_summary(&op, window));
+                .unwrap_or_else(|| crate::stats::Summary::empty(&op, window));
             Ok(Json(serde_json::to_value(s).unwrap_or(Value::Null)))
         }
         None => {
@@ -553,27 +553,12 @@ async fn performance(State(api): State<Api>, Query(q): Query<PerfQuery>) -> ApiR
                 .iter()
                 .map(|op| {
                     lat.summary(op, window)
-                        .unwrap_or_else(|| empty_summary(op, window))
+                        .unwrap_or_else(|| crate::stats::Summary::empty(op, window))
                 })
                 .filter_map(|s| serde_json::to_value(s).ok())
                 .collect();
             Ok(Json(json!({ "items": all })))
         }
-    }
-}
-
-fn empty_summary(op: &str, window: Option<Duration>) -> crate::stats::Summary {
-    crate::stats::Summary {
-        operation: op.to_string(),
-        window_seconds: window.map(|w| w.as_secs_f64()),
-        count: 0,
-        success_rate: 0.0,
-        avg_ms: 0.0,
-        p50_ms: 0.0,
-        p95_ms: 0.0,
-        p99_ms: 0.0,
-        min_ms: 0.0,
-        max_ms: 0.0,
     }
 }
 

@@ -632,6 +632,8 @@ struct PendingAu {
     has_idr: bool,
     has_sps: bool,
     has_pps: bool,
+    /// Holds a coded slice: an AU of parameter sets or SEI alone is no picture.
+    has_vcl: bool,
 }
 
 impl PendingAu {
@@ -643,6 +645,7 @@ impl PendingAu {
         self.has_idr = false;
         self.has_sps = false;
         self.has_pps = false;
+        self.has_vcl = false;
     }
 
     fn damage(&mut self, timestamp: u32) {
@@ -776,6 +779,10 @@ impl Reframer {
         match nal_type_of(nal[0]) {
             // Decoders do not need them and they only cost bandwidth.
             nal_type::AUD | nal_type::FILLER => return Ok(()),
+            // Unspecified (0) or RTP packet types (24..=31) unpacked from a STAP-A or FU-A:
+            // decoders ignore them, and sent on as they are a reader's depacketizer would
+            // take them for an aggregate or fragment header.
+            0 | 24..=31 => return Ok(()),
             nal_type::SPS => {
                 au.has_sps = true;
                 self.params_changed |= learn(&mut self.params.sps, &nal);
@@ -787,6 +794,7 @@ impl Reframer {
             nal_type::IDR => au.has_idr = true,
             _ => {}
         }
+        au.has_vcl |= (1..=5).contains(&nal_type_of(nal[0]));
         au.size += nal.len();
         if au.size > MAX_AU_SIZE {
             return Err(H264Error::AuTooLarge { size: au.size });
@@ -803,6 +811,10 @@ impl Reframer {
         }
         let au = &mut self.au;
         match au.timestamp {
+            // Parameter sets sent on their own (GStreamer's rtph264pay with config-interval
+            // stamps them with the previous frame's time) are learned above and put ahead of
+            // the next IDR; sent alone they would be a second "frame" at an old timestamp.
+            Some(_) if !au.has_vcl => {}
             Some(timestamp) if !au.damaged => {
                 if au.has_idr && !(au.has_sps && au.has_pps) {
                     au.prepend_param_sets(&self.params);
@@ -828,6 +840,27 @@ fn learn(slot: &mut Option<Bytes>, nal: &Bytes) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_sets_alone_are_not_a_frame() {
+        // GStreamer: SPS and PPS stamped with the previous frame's time, then the IDR.
+        let mut r = Reframer::new(ParamSets::default());
+        let mut out = Vec::new();
+        let sps = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f, 0xda]);
+        let pps = Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
+        let p_frame = Bytes::from_static(&[0x41, 0x9a, 0x01]);
+        let idr = Bytes::from_static(&[0x65, 0x88, 0x84]);
+        r.push_rtp(1, 3000, true, &p_frame, &mut out).expect("ok");
+        r.push_rtp(2, 3000, false, &sps, &mut out).expect("ok");
+        r.push_rtp(3, 3000, true, &pps, &mut out).expect("ok");
+        r.push_rtp(4, 6000, true, &idr, &mut out).expect("ok");
+        let stamps: Vec<u32> = out.iter().map(|p| p.timestamp).collect();
+        assert_eq!(stamps.iter().filter(|t| **t == 3000).count(), 1, "{stamps:?}");
+        let idr_au: Vec<&OutPacket> = out.iter().filter(|p| p.timestamp == 6000).collect();
+        assert!(idr_au[0].keyframe && idr_au[0].au_start);
+        // The IDR's AU carries the parameter sets first (a STAP-A here).
+        assert_eq!(nal_type_of(idr_au[0].payload[0]), nal_type::STAP_A);
+    }
 
     /// xorshift64: deterministic test data without extra crates.
     struct Rng(u64);

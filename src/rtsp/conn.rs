@@ -376,25 +376,9 @@ impl Connection {
                 }
             }
             Lower::Udp => {
-                let (Some(cp), Some(rtp_port), Some(rtcp_port)) = (
-                    spec.client_port,
-                    self.server.rtp_port,
-                    self.server.rtcp_port,
-                ) else {
-                    return Err(text(461, "UDP needs client_port".into()));
-                };
-                self.setups[media] = Some(Setup::Udp {
-                    client_rtp: SocketAddr::new(self.peer.ip(), cp.0),
-                });
-                TransportSpec {
-                    lower: Lower::Udp,
-                    multicast: false,
-                    interleaved: None,
-                    client_port: Some(cp),
-                    server_port: Some((rtp_port, rtcp_port)),
-                    mode_record: true,
-                    ssrc: None,
-                }
+                let (reply, client_rtp) = self.udp_transport(&spec, true, None)?;
+                self.setups[media] = Some(Setup::Udp { client_rtp });
+                reply
             }
         };
         if self.session_id.is_none() {
@@ -427,6 +411,32 @@ impl Connection {
                     ),
                 )
             })
+    }
+
+    /// The reply to a UDP SETUP (our RTP/RTCP ports) and where the client's RTP port is.
+    fn udp_transport(
+        &self,
+        spec: &TransportSpec,
+        mode_record: bool,
+        ssrc: Option<u32>,
+    ) -> Result<(TransportSpec, SocketAddr), Response> {
+        let (Some(cp), Some(rtp_port), Some(rtcp_port)) = (
+            spec.client_port,
+            self.server.rtp_port,
+            self.server.rtcp_port,
+        ) else {
+            return Err(text(461, "UDP needs client_port".into()));
+        };
+        let reply = TransportSpec {
+            lower: Lower::Udp,
+            multicast: false,
+            interleaved: None,
+            client_port: Some(cp),
+            server_port: Some((rtp_port, rtcp_port)),
+            mode_record,
+            ssrc,
+        };
+        Ok((reply, SocketAddr::new(self.peer.ip(), cp.0)))
     }
 
     /// The path a reader's URL names, and its live stream.
@@ -538,23 +548,7 @@ impl Connection {
                 (PlayTarget::Tcp { channel: rtp }, reply)
             }
             Lower::Udp => {
-                let (Some(cp), Some(rtp_port), Some(rtcp_port)) = (
-                    spec.client_port,
-                    self.server.rtp_port,
-                    self.server.rtcp_port,
-                ) else {
-                    return Err(text(461, "UDP needs client_port".into()));
-                };
-                let reply = TransportSpec {
-                    lower: Lower::Udp,
-                    multicast: false,
-                    interleaved: None,
-                    client_port: Some(cp),
-                    server_port: Some((rtp_port, rtcp_port)),
-                    mode_record: false,
-                    ssrc: Some(ssrc),
-                };
-                let rtp = SocketAddr::new(self.peer.ip(), cp.0);
+                let (reply, rtp) = self.udp_transport(&spec, false, Some(ssrc))?;
                 (PlayTarget::Udp { rtp }, reply)
             }
         };

@@ -132,6 +132,31 @@ async fn complete_answer(pc: &RTCPeerConnection) -> Result<String, HttpError> {
 }
 
 impl WebrtcServer {
+    /// Runs a session in its own task until `run` returns the reason it ended; then closes
+    /// the peer connection, forgets the session and logs one line.
+    fn spawn_session<F, Fut>(
+        self: &Arc<Self>,
+        session: &Arc<session::Session>,
+        state: session::PcState,
+        run: F,
+    ) where
+        F: FnOnce(Arc<Self>, Arc<session::Session>, session::PcState) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = String> + Send + 'static,
+    {
+        let server = Arc::clone(self);
+        let s = Arc::clone(session);
+        tokio::spawn(async move {
+            let settle = state.clone();
+            let reason = run(Arc::clone(&server), Arc::clone(&s), state).await;
+            s.close_pc(settle).await;
+            server.sessions.remove(&s.secret);
+            tracing::info!(
+                path = %s.path, peer = %s.peer, id = %s.id, reason = %reason,
+                "{} session ended", s.kind.as_str().to_uppercase()
+            );
+        });
+    }
+
     /// Refuses a new session over `webrtcMaxSessions`.
     fn check_session_limit(&self) -> Result<(), HttpError> {
         let max = self.config().webrtc_max_sessions;

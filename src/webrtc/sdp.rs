@@ -211,7 +211,9 @@ pub fn choose_h264<'a>(
         }
     }
     let (codec, rank) = best?;
-    let plid = match (rank, source_plid) {
+    // Only a plid that parsed ranked the codecs; an unparsable one was treated as unknown
+    // and must not end up in the answer.
+    let plid = match (rank, source_plid.filter(|_| source.is_some())) {
         // Same profile: tell the peer the stream's real level.
         (0, Some(p)) => p.to_ascii_lowercase(),
         _ => codec

@@ -148,14 +148,8 @@ impl WebrtcServer {
         info!(
             path, peer = %peer, id = %session.id, "WHEP session started"
         );
-        let server = Arc::clone(self);
-        let s = Arc::clone(&session);
-        tokio::spawn(async move {
-            let settle = state.clone();
-            let reason = server.run_reader(&s, hub, outbound, state).await;
-            s.close_pc(settle).await;
-            server.sessions.remove(&s.secret);
-            info!(path = %s.path, peer = %s.peer, id = %s.id, reason = %reason, "WHEP session ended");
+        self.spawn_session(&session, state, move |server, s, state| async move {
+            server.run_reader(&s, hub, outbound, state).await
         });
         Ok((session, answer))
     }

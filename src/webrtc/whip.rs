@@ -134,14 +134,8 @@ impl WebrtcServer {
             .hub
             .set_source_label("webRTCSession", session.id.clone());
         info!(path, peer = %peer, id = %session.id, "WHIP session started");
-        let server = Arc::clone(self);
-        let s = Arc::clone(&session);
-        tokio::spawn(async move {
-            let settle = state.clone();
-            let reason = server.run_publisher(&s, publisher, state, video_ssrc).await;
-            s.close_pc(settle).await;
-            server.sessions.remove(&s.secret);
-            info!(path = %s.path, peer = %s.peer, id = %s.id, reason = %reason, "WHIP session ended");
+        self.spawn_session(&session, state, move |server, s, state| async move {
+            server.run_publisher(&s, publisher, state, video_ssrc).await
         });
         Ok((session, answer))
     }

@@ -80,6 +80,24 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     cond()
 }
 
+/// x264 as the tests encode: baseline, no B-frames, low latency, ~2 Mbit/s (GOP added per use).
+const X264: [&str; 14] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-profile:v",
+    "baseline",
+    "-bf",
+    "0",
+    "-pix_fmt",
+    "yuv420p",
+    "-b:v",
+    "2M",
+];
+
 /// ffmpeg pushing a 1280x720 30 fps x264 baseline test pattern (GOP `gop`) over RTSP.
 pub struct Ffmpeg {
     child: Child,
@@ -93,23 +111,8 @@ impl Ffmpeg {
         if with_opus {
             cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
         }
-        cmd.args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-profile:v",
-            "baseline",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            "2M",
-        ])
-        .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()]);
+        cmd.args(X264)
+            .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()]);
         if with_opus {
             cmd.args(["-c:a", "libopus", "-b:a", "64k"]);
         }
@@ -776,26 +779,8 @@ impl WhipPublisher {
                 "-i",
                 "testsrc=size=1280x720:rate=30",
             ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-                "-profile:v",
-                "baseline",
-                "-bf",
-                "0",
-                "-pix_fmt",
-                "yuv420p",
-                "-b:v",
-                "2M",
-                "-g",
-                &gop,
-                "-keyint_min",
-                &gop,
-            ])
+            .args(X264)
+            .args(["-g", &gop, "-keyint_min", &gop])
             .args([
                 "-f",
                 "rtp",
@@ -1022,4 +1007,61 @@ impl webrtc::util::Conn for MutableConn {
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
         self
     }
+}
+
+/// `codec,width,height` of the first video stream as ffprobe reads it over RTSP.
+pub async fn ffprobe(url: &str, transport: &str) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                transport,
+                "-select_streams",
+                "v:0",
+            ])
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+                url,
+            ])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffprobe finished in time")
+    .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Decodes 90 frames; returns ffmpeg's error output (empty when clean).
+pub async fn decode_90(url: &str, transport: &str) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
+            .args(["-frames:v", "90", "-f", "null", "-"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffmpeg finished in time")
+    .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
