@@ -855,7 +855,11 @@ mod tests {
         r.push_rtp(3, 3000, true, &pps, &mut out).expect("ok");
         r.push_rtp(4, 6000, true, &idr, &mut out).expect("ok");
         let stamps: Vec<u32> = out.iter().map(|p| p.timestamp).collect();
-        assert_eq!(stamps.iter().filter(|t| **t == 3000).count(), 1, "{stamps:?}");
+        assert_eq!(
+            stamps.iter().filter(|t| **t == 3000).count(),
+            1,
+            "{stamps:?}"
+        );
         let idr_au: Vec<&OutPacket> = out.iter().filter(|p| p.timestamp == 6000).collect();
         assert!(idr_au[0].keyframe && idr_au[0].au_start);
         // The IDR's AU carries the parameter sets first (a STAP-A here).
