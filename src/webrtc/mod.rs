@@ -5,6 +5,7 @@ pub mod engine;
 pub mod http;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod whep;
 pub mod whip;
 
