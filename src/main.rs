@@ -15,7 +15,19 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "malloc_conf"]
 pub static malloc_conf: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\0";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // Print the error chain only: a startup error names the key or address at fault, and a
+    // stack trace would bury it.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubcast: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
     let mut file = None;
     let config = match args.next() {
