@@ -55,6 +55,15 @@ fn sessions_come_and_go_and_leave_nothing_behind() {
     let http = format!("http://{}", server.addrs.webrtc_http.expect("http"));
     let started = Instant::now();
 
+    // A healthy viewer watches through all of it and must not notice.
+    let healthy = client_rt.block_on(async {
+        let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
+            .await
+            .expect("healthy viewer");
+        assert!(v.wait_connected(Duration::from_secs(10)).await);
+        v
+    });
+    let healthy_before = healthy.snapshot(|r| r.aus.len());
     client_rt.block_on(async {
         let mut vanished = Vec::new();
         for i in 0..300 {
@@ -137,11 +146,24 @@ fn sessions_come_and_go_and_leave_nothing_behind() {
             }
             drop(p);
         }
-        let gone = wait_until(Duration::from_secs(30), || server.webrtc_sessions() == 0).await;
+        let gone = wait_until(Duration::from_secs(30), || server.webrtc_sessions() == 1).await;
         assert!(gone, "{} WebRTC sessions left", server.webrtc_sessions());
         for v in &vanished {
             v.close().await;
         }
+        healthy.snapshot(|r| {
+            assert_eq!(r.seq_gaps, 0, "the healthy viewer saw gaps");
+            assert!(
+                r.closed_by_server.is_none(),
+                "the healthy viewer was closed"
+            );
+            assert!(
+                r.aus.len() > healthy_before + 60,
+                "the healthy viewer stalled"
+            );
+        });
+        healthy.close().await;
+        assert!(wait_until(Duration::from_secs(5), || server.webrtc_sessions() == 0).await);
     });
     let readers = server
         .paths
