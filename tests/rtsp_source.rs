@@ -363,3 +363,39 @@ async fn broken_cameras_fail_clearly_and_hurt_nobody() {
     server.shutdown();
     vp8.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_are_closed_once_the_reconnect_grace_is_over() {
+    let _heavy = HEAVY.lock().await;
+    let cam = Camera::start(free_port(), &[]).await;
+    let grace = Duration::from_secs(2);
+    let server = start(pull_config("cam", &cam.url(), |p| {
+        p.source_reconnect_grace = grace
+    }))
+    .await;
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
+        .await
+        .expect("WHEP");
+    assert!(v.wait_connected(Duration::from_secs(10)).await);
+    cam.kill().await;
+    let lost = Instant::now();
+    // Still attached inside the grace period...
+    tokio::time::sleep(grace / 2).await;
+    assert_eq!(
+        server.webrtc_sessions(),
+        1,
+        "closed before the grace period ended"
+    );
+    // ...and closed soon after it.
+    let closed = wait_until(Duration::from_secs(4), || {
+        v.snapshot(|r| r.closed_by_server.is_some())
+    })
+    .await;
+    assert!(closed, "the viewer was not closed after the grace period");
+    eprintln!(
+        "viewer closed {:?} after the camera died (grace {grace:?})",
+        lost.elapsed()
+    );
+    server.shutdown();
+}
