@@ -158,6 +158,24 @@ impl WebrtcServer {
         });
     }
 
+    /// A peer connection restricted to one session's codecs, and a watch on its state
+    /// (set up before negotiation so no transition is missed).
+    async fn new_peer_connection(
+        &self,
+        codecs: &engine::SessionCodecs,
+    ) -> Result<(Arc<RTCPeerConnection>, session::PcState), HttpError> {
+        let api = self
+            .engine
+            .api(codecs, &self.config().webrtc_srtp_profiles)
+            .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
+        let pc = api
+            .new_peer_connection(Default::default())
+            .await
+            .map_err(|e| HttpError::Internal(format!("peer connection: {e}")))?;
+        let state = session::PcState::watch(&pc);
+        Ok((Arc::new(pc), state))
+    }
+
     /// Refuses a new session over `webrtcMaxSessions`.
     fn check_session_limit(&self) -> Result<(), HttpError> {
         let max = self.config().webrtc_max_sessions;

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tracing::info;
-use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -108,16 +107,7 @@ impl WebrtcServer {
             return Err(HttpError::NotAcceptable(reasons.join("; ")));
         }
 
-        let api = self
-            .engine
-            .api(&codecs, &self.config().webrtc_srtp_profiles)
-            .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
-        let pc = Arc::new(
-            api.new_peer_connection(RTCConfiguration::default())
-                .await
-                .map_err(|e| HttpError::Internal(format!("peer connection: {e}")))?,
-        );
-        let state = PcState::watch(&pc);
+        let (pc, state) = self.new_peer_connection(&codecs).await?;
         let negotiated = self
             .negotiate(&pc, offer, &codecs, &tracks_codecs(&tracks), &hub, &state)
             .await;

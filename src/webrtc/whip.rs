@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
-use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
@@ -85,16 +84,7 @@ impl WebrtcServer {
         // Claim the path first: a busy path is refused before any WebRTC work.
         let publisher = self.paths.publish(path, tracks).map_err(HttpError::from)?;
 
-        let api = self
-            .engine
-            .api(&codecs, &self.config().webrtc_srtp_profiles)
-            .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
-        let pc = Arc::new(
-            api.new_peer_connection(RTCConfiguration::default())
-                .await
-                .map_err(|e| HttpError::Internal(format!("peer connection: {e}")))?,
-        );
-        let state = PcState::watch(&pc);
+        let (pc, state) = self.new_peer_connection(&codecs).await?;
         let has_video = codecs.video.is_some();
         let ingest = Arc::new(Mutex::new(Ingest::new(
             Arc::clone(&publisher.hub),

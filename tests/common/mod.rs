@@ -1009,59 +1009,61 @@ impl webrtc::util::Conn for MutableConn {
     }
 }
 
-/// `codec,width,height` of the first video stream as ffprobe reads it over RTSP.
-pub async fn ffprobe(url: &str, transport: &str) -> String {
+/// Runs an ffmpeg tool (bounded), failing the test with its stderr if it fails.
+async fn ffmpeg_tool(program: &str, args: &[&str], limit: Duration) -> std::process::Output {
     let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-rtsp_transport",
-                transport,
-                "-select_streams",
-                "v:0",
-            ])
-            .args([
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-                url,
-            ])
+        limit,
+        Command::new(program)
+            .args(args)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
     )
     .await
-    .expect("ffprobe finished in time")
-    .expect("ffprobe runs");
+    .unwrap_or_else(|_| panic!("{program} finished in time"))
+    .unwrap_or_else(|e| panic!("{program} runs: {e}"));
     assert!(
         out.status.success(),
-        "ffprobe failed: {}",
+        "{program} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// `codec,width,height` of the first video stream as ffprobe reads it over RTSP.
+pub async fn ffprobe(url: &str, transport: &str) -> String {
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        transport,
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+        url,
+    ];
+    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Decodes 90 frames; returns ffmpeg's error output (empty when clean).
 pub async fn decode_90(url: &str, transport: &str) -> String {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
-            .args(["-frames:v", "90", "-f", "null", "-"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("ffmpeg finished in time")
-    .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        transport,
+        "-i",
+        url,
+        "-frames:v",
+        "90",
+        "-f",
+        "null",
+        "-",
+    ];
+    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
