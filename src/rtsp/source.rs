@@ -48,6 +48,22 @@ pub enum SourceError {
     Path(String),
     #[error("no readers for sourceOnDemandCloseAfter")]
     Idle,
+    #[error("no answer to {0} within {1:?}")]
+    NoAnswer(&'static str, Duration),
+}
+
+/// How long one RTSP request of the connection phase may take: a camera that accepts the
+/// TCP connection and then says nothing must not stall the retry loop.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn bounded<T>(
+    what: &'static str,
+    f: impl std::future::Future<Output = Result<T, retina::Error>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(SourceError::NoAnswer(what, REQUEST_TIMEOUT)),
+    }
 }
 
 /// What the rest of the server sees of a pulled source.
@@ -242,7 +258,7 @@ async fn session(
         .creds(creds)
         .user_agent(format!("hubcast/{}", env!("CARGO_PKG_VERSION")));
     let connect_started = Instant::now();
-    let mut session = Session::describe(url, options).await?;
+    let mut session = bounded("DESCRIBE", Session::describe(url, options)).await?;
     let medias = parse_media(session.sdp()).map_err(|e| SourceError::Sdp(e.to_string()))?;
 
     let mut tracks = Vec::new();
@@ -278,12 +294,11 @@ async fn session(
     }
     for (i, t) in media_to_track.iter().enumerate() {
         if t.is_some() {
-            session
-                .setup(i, SetupOptions::default().transport(transport.clone()))
-                .await?;
+            let setup = session.setup(i, SetupOptions::default().transport(transport.clone()));
+            bounded("SETUP", setup).await?;
         }
     }
-    let mut playing = session.play(PlayOptions::default()).await?;
+    let mut playing = bounded("PLAY", session.play(PlayOptions::default())).await?;
 
     // Same track layout as before the reconnect: keep the hub (and its readers).
     let hub = match publisher.as_ref() {
