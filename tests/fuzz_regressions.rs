@@ -32,17 +32,21 @@ fn reframer_drops_nal_type_0_from_stap_a() {
     assert_eq!(&out[0].payload[..], &[0x41, 0x9a, 0x02]);
 }
 
-/// Same fix: an FU-A whose FU header names type 28 (FU-A itself) reassembled into a "NAL"
-/// that went out as a single packet starting with an FU-A indicator.
+/// Same fix: an FU-A whose FU header names an RTP packet type (24 = STAP-A, 28 = FU-A, ...)
+/// reassembled into a "NAL" that went out as a single packet starting with that header.
 #[test]
 fn reframer_drops_fu_a_carrying_rtp_packet_type() {
-    for inner in [24u8, 28, 29, 31] {
+    let slice = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+    for inner in [0u8, 24, 28, 29, 31] {
         let mut r = Reframer::new(Default::default());
         let mut out = Vec::new();
+        // A P slice, then in the same access unit an FU-A (start and end) of type `inner`.
+        r.push_rtp(7, 3000, false, &slice, &mut out).unwrap();
         let payload = Bytes::from(vec![0x7c, 0xc0 | inner, 0x01, 0x02]);
-        r.push_rtp(7, 3000, true, &payload, &mut out).unwrap();
+        r.push_rtp(8, 3000, true, &payload, &mut out).unwrap();
         assert_depacketizable(&out);
-        assert!(out.is_empty(), "type {inner}: {out:?}");
+        assert_eq!(out.len(), 1, "type {inner}: {out:?}");
+        assert_eq!(out[0].payload, slice, "type {inner}");
     }
 }
 

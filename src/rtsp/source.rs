@@ -82,23 +82,35 @@ pub struct SourceControl {
     pub state: watch::Sender<SourceState>,
     /// Bumped by readers of an on-demand path: "someone wants this stream".
     pub demand: watch::Sender<u64>,
+    demand_rx: std::sync::Mutex<Option<watch::Receiver<u64>>>,
 }
 
 impl SourceControl {
     pub fn new() -> Arc<Self> {
+        let (demand, demand_rx) = watch::channel(0);
         Arc::new(SourceControl {
             state: watch::channel(SourceState::Idle).0,
-            demand: watch::channel(0).0,
+            demand,
+            demand_rx: std::sync::Mutex::new(Some(demand_rx)),
         })
+    }
+
+    /// The source task's end of `demand` (once).
+    fn take_demand(&self) -> Option<watch::Receiver<u64>> {
+        self.demand_rx.lock().ok()?.take()
     }
 }
 
 /// Runs a pulled source for ever (until the server stops).
 pub async fn run(path: String, conf: PathConf, paths: Arc<PathManager>, ctl: Arc<SourceControl>) {
+    // Subscribed by `SourceControl::new`, before the task was spawned: a reader asking for
+    // the stream before this task first runs must not be missed.
+    let Some(mut demand) = ctl.take_demand() else {
+        return;
+    };
     let Some(url) = conf.source_url().map(str::to_string) else {
         return;
     };
-    let mut demand = ctl.demand.subscribe();
     let mut backoff = BACKOFF_MIN;
     let mut attempt: u32 = 0;
     // Held across reconnects so readers stay attached during the grace period.

@@ -1,0 +1,197 @@
+//! A publisher's RTP as the server takes it in: `rtp::parse` / `is_rtcp` on each datagram
+//! (or interleaved frame), then `Ingest` into a `Hub` with one H.264 and one Opus track, in
+//! both H.264 modes (camera reframing and WebRTC passthrough), with readers that join, lag
+//! and drain so the hub's fan-out, GOP cache and keyframe wait all run.
+//!
+//! No tokio runtime is needed: the hub only uses `try_send` / `try_recv` and `watch`.
+//!
+//! Input: chunks, each: ctl (u8), length (u16 LE, clamped to what is left), bytes.
+//! ctl bit 0: media 0 (H.264) or 1 (Opus); bit 1: drain the readers afterwards;
+//! bit 2: a new reader joins (replacing the late one); bit 3: source discontinuity;
+//! bit 4: fix up the RTP header (version 2, next sequence number, so mutations reach the
+//! payload parsers); bit 5: feed the chunk to media 2 (not mapped to a track).
+//!
+//! Checked besides "no panic":
+//! - readers only see tracks 0 and 1, video payloads fit MAX_PAYLOAD;
+//! - a reader that joined without a cached GOP (or after a discontinuity) sees video only
+//!   from a keyframe start on; a cached GOP starts with a keyframe start;
+//! - the hub keeps its two tracks, with the right codecs.
+#![no_main]
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hubcast::media::h264::MAX_PAYLOAD;
+use hubcast::media::rtp;
+use hubcast::path::hub::{Codec, Hub, Packet, Reader, Track};
+use hubcast::path::ingest::{H264Mode, Ingest};
+use libfuzzer_sys::fuzz_target;
+
+struct Watcher {
+    reader: Reader,
+    /// No video seen yet since joining / the last discontinuity, and none may be seen
+    /// before a keyframe start.
+    want_keyframe: bool,
+}
+
+impl Watcher {
+    fn join(hub: &Arc<Hub>) -> Watcher {
+        let reader = hub.add_reader().expect("hub is open");
+        for p in &reader.gop {
+            check_packet(p);
+            assert_eq!(p.track, 0, "GOP cache holds video only");
+        }
+        if let Some(first) = reader.gop.first() {
+            assert!(
+                first.au_start && first.keyframe,
+                "GOP does not start on a keyframe"
+            );
+        }
+        let want_keyframe = reader.gop.is_empty();
+        Watcher {
+            reader,
+            want_keyframe,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(p) = self.reader.try_recv() {
+            check_packet(&p);
+            if p.track == 0 && self.want_keyframe {
+                assert!(
+                    p.au_start && p.keyframe,
+                    "a waiting reader got video before a keyframe: {p:?}"
+                );
+                self.want_keyframe = false;
+            }
+        }
+    }
+}
+
+fn check_packet(p: &Packet) {
+    assert!(p.track < 2, "track {}", p.track);
+    if p.track == 0 {
+        assert!(p.payload.len() <= MAX_PAYLOAD, "{} bytes", p.payload.len());
+        assert!(!p.payload.is_empty());
+    }
+}
+
+struct Pipeline {
+    hub: Arc<Hub>,
+    ingest: Ingest,
+    early: Watcher,
+    late: Option<Watcher>,
+}
+
+impl Pipeline {
+    fn new(mode: H264Mode) -> Pipeline {
+        let hub = Hub::new(
+            "fuzz",
+            vec![Track::h264(Default::default()), Track::opus(2)],
+            64,
+        );
+        let ingest = Ingest::new(Arc::clone(&hub), &[Some(0), Some(1)], mode);
+        let early = Watcher::join(&hub);
+        Pipeline {
+            hub,
+            ingest,
+            early,
+            late: None,
+        }
+    }
+
+    fn watchers(&mut self) -> impl Iterator<Item = &mut Watcher> {
+        std::iter::once(&mut self.early).chain(self.late.as_mut())
+    }
+
+    fn step(&mut self, ctl: u8, media: usize, chunk: &Bytes) {
+        let before = self.hub.stats.invalid_in.load(Ordering::Relaxed);
+        let res = self.ingest.push_rtp(media, chunk);
+        if let Err(e) = &res {
+            let _ = e.to_string();
+            if media < 2 {
+                assert!(self.hub.stats.invalid_in.load(Ordering::Relaxed) > before);
+            }
+        }
+        if ctl & 2 != 0 {
+            self.watchers().for_each(Watcher::drain);
+        }
+        if ctl & 4 != 0 {
+            // Drop the old late reader first: its slot leaves the hub.
+            self.late = None;
+            self.late = Some(Watcher::join(&self.hub));
+        }
+        if ctl & 8 != 0 {
+            // Whatever was queued before the restart may still be mid-GOP.
+            self.watchers().for_each(Watcher::drain);
+            self.hub.discontinuity();
+            self.watchers().for_each(|w| w.want_keyframe = true);
+        }
+    }
+
+    fn finish(mut self) {
+        self.watchers().for_each(Watcher::drain);
+        let tracks = self.hub.tracks();
+        assert_eq!(tracks.len(), 2);
+        assert!(matches!(tracks[0].codec, Codec::H264(_)));
+        assert_eq!(tracks[1].codec, Codec::Opus { channels: 2 });
+        if let Codec::H264(params) = &tracks[0].codec {
+            let _ = params.resolution();
+            let _ = params.profile_level_id();
+        }
+        let readers = 1 + usize::from(self.late.is_some());
+        assert_eq!(self.hub.reader_count(), readers);
+        drop(self.early);
+        drop(self.late);
+        assert_eq!(self.hub.reader_count(), 0);
+        self.hub.close();
+        assert!(self.hub.add_reader().is_err());
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut pipes = [
+        Pipeline::new(H264Mode::Reframe),
+        Pipeline::new(H264Mode::Passthrough),
+    ];
+    let mut seq = [0u16; 3];
+    let mut rest = data;
+    while let Some((&ctl, tail)) = rest.split_first() {
+        let (len, tail) = match tail {
+            [lo, hi, tail @ ..] => (usize::from(u16::from_le_bytes([*lo, *hi])), tail),
+            _ => (tail.len(), &[][..]),
+        };
+        let len = len.min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        rest = tail;
+
+        let media = if ctl & 0x20 != 0 {
+            2
+        } else {
+            usize::from(ctl & 1)
+        };
+        let mut bytes = chunk.to_vec();
+        if ctl & 0x10 != 0 && bytes.len() >= 12 {
+            bytes[0] = 0x80 | (bytes[0] & 0x3f);
+            seq[media] = seq[media].wrapping_add(1);
+            bytes[2..4].copy_from_slice(&seq[media].to_be_bytes());
+        }
+        let chunk = Bytes::from(bytes);
+
+        // What the UDP and interleaved receivers do first.
+        if rtp::is_rtcp(&chunk) {
+            assert!(chunk.len() >= 2);
+        }
+        if let Ok(p) = rtp::parse(&chunk) {
+            assert!(p.payload.len() + 12 <= chunk.len());
+            assert!(p.payload_type < 128);
+        }
+        for pipe in pipes.iter_mut() {
+            pipe.step(ctl, media, &chunk);
+        }
+    }
+    for pipe in pipes {
+        pipe.finish();
+    }
+});
