@@ -77,6 +77,30 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
     ))
     .await;
 
+    // A healthy viewer (with credentials) watches while everything below hits the server.
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let live = Ffmpeg::push(
+        &format!("rtsp://pub:secret@{rtsp}/live"),
+        RtspTransport::Tcp,
+        30,
+        false,
+    );
+    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let opts = ViewerOptions {
+        authorization: Some(basic("viewer", "view")),
+        ..Default::default()
+    };
+    let mut healthy = Viewer::connect(&whep_url(&server, "live"), opts)
+        .await
+        .expect("viewer with credentials");
+    assert!(healthy.wait_connected(Duration::from_secs(10)).await);
+    let (s, _, _) = post_sdp(
+        &whep_url(&server, "live"),
+        include_str!("data/chromium-whep-offer.sdp"),
+    )
+    .await;
+    assert_eq!(s, 401, "WHEP without credentials");
+
     let (s, challenge) = whip(&server, "cam", None, "127.0.0.1").await;
     assert_eq!(s, 401, "unauthenticated WHIP");
     assert!(
@@ -107,7 +131,6 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
 
     // RTSP: ANNOUNCE without credentials -> 401 with a Digest challenge; ffmpeg then pushes
     // with Digest.
-    let rtsp = server.addrs.rtsp.expect("rtsp");
     let mut p = RawPublisher::connect(rtsp).await;
     let err = p
         .start(&format!("rtsp://{rtsp}/cam3"), H264_SDP)

@@ -136,7 +136,13 @@ async fn max_readers_max_sessions_and_handshake_timeout() {
     let (s, resp) = c.request("PLAY", &url, &[], "").await;
     assert_eq!(s, 503, "{resp}");
     assert!(resp.contains("Retry-After"), "{resp}");
+    // The ten admitted viewers never noticed the refusals.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     for v in &viewers {
+        v.snapshot(|r| {
+            assert_eq!(r.seq_gaps, 0, "an admitted viewer saw gaps");
+            assert!(r.aus.len() > 20, "an admitted viewer stalled");
+        });
         v.close().await;
     }
     assert!(wait_until(Duration::from_secs(5), || server.webrtc_sessions() == 0).await);

@@ -289,6 +289,8 @@ pub struct ViewerOptions {
     pub h264: Vec<&'static str>,
     /// Set it to make the peer vanish without a word (no close_notify, no ICE consent).
     pub mute: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// An `Authorization` header for the WHEP POST.
+    pub authorization: Option<String>,
 }
 
 impl Default for ViewerOptions {
@@ -301,6 +303,7 @@ impl Default for ViewerOptions {
             audio: true,
             h264: vec!["42001f", "42e01f", "4d001f"],
             mute: None,
+            authorization: None,
         }
     }
 }
@@ -427,7 +430,10 @@ impl Viewer {
         let offer = pc.local_description().await.expect("offer sdp").sdp;
 
         let posted_at = Instant::now();
-        let (status, headers, body) = post_sdp(url, &offer).await;
+        let (status, headers, body) = match &opts.authorization {
+            Some(a) => post_with_auth(url, &offer, a).await,
+            None => post_sdp(url, &offer).await,
+        };
         if status != 201 {
             let _ = pc.close().await;
             return Err(PostError { status, body });
@@ -1066,4 +1072,23 @@ pub async fn decode_90(url: &str, transport: &str) -> String {
     ];
     let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
     String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// POSTs an SDP offer with an `Authorization` header.
+pub async fn post_with_auth(
+    url: &str,
+    offer: &str,
+    authorization: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/sdp")
+        .header("Authorization", authorization)
+        .body(offer.to_string())
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap_or_default())
 }
