@@ -186,6 +186,15 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
         other < Duration::from_secs(1),
         "another client was slowed: {other:?}"
     );
+
+    let before = healthy.snapshot(|r| r.aus.len());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    healthy.snapshot(|r| {
+        assert_eq!(r.seq_gaps, 0, "the healthy viewer saw gaps");
+        assert!(r.aus.len() >= before + 20, "the healthy viewer stalled");
+    });
+    healthy.close().await;
+    live.stop().await;
     server.shutdown();
 }
 
