@@ -38,6 +38,32 @@ pub struct SessionCodecs {
     pub audio_pt: u8,
 }
 
+impl SessionCodecs {
+    /// The offer's H.264 payload type and fmtp, with keyframe requests (no NACK).
+    pub fn set_video(&mut self, c: &super::sdp::OfferCodec) {
+        self.video = Some(RTCRtpCodecCapability {
+            mime_type: "video/H264".into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: c.fmtp.clone(),
+            rtcp_feedback: keyframe_feedback(),
+        });
+        self.video_pt = c.payload_type;
+    }
+
+    /// The offer's Opus payload type and fmtp.
+    pub fn set_audio(&mut self, c: &super::sdp::OfferCodec) {
+        self.audio = Some(RTCRtpCodecCapability {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: c.fmtp.clone(),
+            rtcp_feedback: vec![],
+        });
+        self.audio_pt = c.payload_type;
+    }
+}
+
 pub fn keyframe_feedback() -> Vec<RTCPFeedback> {
     vec![
         RTCPFeedback {

@@ -7,12 +7,11 @@ use tracing::info;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
-use super::engine::{keyframe_feedback, SessionCodecs};
+use super::engine::SessionCodecs;
 use super::sdp::{add_host_candidates, choose_h264, parse_offer, set_answer_plid};
 use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
 use super::{complete_answer, set_offer, HttpError, WebrtcServer};
@@ -62,14 +61,7 @@ impl WebrtcServer {
                         .find_map(|m| choose_h264(m, source_plid.as_deref()));
                     match chosen {
                         Some((c, plid)) => {
-                            codecs.video = Some(RTCRtpCodecCapability {
-                                mime_type: "video/H264".into(),
-                                clock_rate: 90_000,
-                                channels: 0,
-                                sdp_fmtp_line: c.fmtp.clone(),
-                                rtcp_feedback: keyframe_feedback(),
-                            });
-                            codecs.video_pt = c.payload_type;
+                            codecs.set_video(c);
                             answer_plid = Some((c.payload_type, plid));
                         }
                         None => reasons.push(format!(
@@ -85,14 +77,7 @@ impl WebrtcServer {
                         .flat_map(|m| m.codecs.iter())
                         .find(|c| c.is("opus") && c.clock_rate == 48_000);
                     if let Some(c) = opus {
-                        codecs.audio = Some(RTCRtpCodecCapability {
-                            mime_type: "audio/opus".into(),
-                            clock_rate: 48_000,
-                            channels: 2,
-                            sdp_fmtp_line: c.fmtp.clone(),
-                            rtcp_feedback: vec![],
-                        });
-                        codecs.audio_pt = c.payload_type;
+                        codecs.set_audio(c);
                     }
                 }
             }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::track::track_remote::TrackRemote;
 
-use super::engine::{keyframe_feedback, SessionCodecs};
+use super::engine::SessionCodecs;
 use super::sdp::{choose_h264, parse_offer};
 use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
 use super::{complete_answer, set_offer, HttpError, WebrtcServer};
@@ -43,14 +43,7 @@ impl WebrtcServer {
             .filter(|m| m.kind == "video")
             .find_map(|m| choose_h264(m, None))
         {
-            codecs.video = Some(RTCRtpCodecCapability {
-                mime_type: "video/H264".into(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: c.fmtp.clone(),
-                rtcp_feedback: keyframe_feedback(),
-            });
-            codecs.video_pt = c.payload_type;
+            codecs.set_video(c);
         }
         if let Some(c) = medias
             .iter()
@@ -58,14 +51,7 @@ impl WebrtcServer {
             .flat_map(|m| m.codecs.iter())
             .find(|c| c.is("opus") && c.clock_rate == 48_000)
         {
-            codecs.audio = Some(RTCRtpCodecCapability {
-                mime_type: "audio/opus".into(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: c.fmtp.clone(),
-                rtcp_feedback: vec![],
-            });
-            codecs.audio_pt = c.payload_type;
+            codecs.set_audio(c);
         }
         if codecs.video.is_none() && codecs.audio.is_none() {
             return Err(HttpError::NotAcceptable(
