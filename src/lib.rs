@@ -108,8 +108,8 @@ impl Server {
             let app = webrtc::http::router(Arc::clone(&server));
             let http = serve("webrtcAddress", config.webrtc_address, app, &mut tasks).await?;
             addrs.webrtc_http = Some(http);
-            addrs.webrtc_udp = Some(server.engine.local_addr());
-            info!(http = %http, udp = %server.engine.local_addr(), "WebRTC server listening (WHIP at /{{path}}/whip, WHEP at /{{path}}/whep)");
+            addrs.webrtc_udp = Some(server.transport.local_addr());
+            info!(http = %http, udp = %server.transport.local_addr(), "WebRTC server listening (WHIP at /{{path}}/whip, WHEP at /{{path}}/whep)");
             Some(server)
         } else {
             None

@@ -60,7 +60,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 /// answer. Fixed in `choose_h264` (src/webrtc/sdp.rs).
 #[test]
 fn choose_h264_never_answers_with_an_unparsable_source_plid() {
-    let medias = parse_offer(OFFER).unwrap();
+    let medias = parse_offer(OFFER).unwrap().medias;
     for source in ["zz", "", "42e01", "42e01f00", "4\u{e9}01f"] {
         let (codec, plid) = choose_h264(&medias[0], Some(source)).expect("baseline offered");
         assert_eq!(codec.payload_type, 102);

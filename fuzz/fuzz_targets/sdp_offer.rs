@@ -1,22 +1,18 @@
-//! WHIP/WHEP offers: the analysis `whip.rs` / `whep.rs` run on a POSTed offer, and the text
-//! edits made to the offer (`strip_bare_nack`) and to the answer (`set_answer_plid`,
-//! `add_host_candidates`). The answer edits get the fuzzed text as "answer", since they are
-//! line rewrites that must cope with any text.
+//! WHIP/WHEP offers: the analysis `whip.rs` / `whep.rs` run on a POSTed offer, and the
+//! answer `answer::build` writes for it.
 //!
 //! Checked besides "no panic":
 //! - `choose_h264` only picks H.264 with packetization-mode=1, and the plid it returns is a
 //!   profile-level-id `h264_profile` understands;
-//! - stripping feedback lines never turns a valid offer into an invalid one;
-//! - `set_answer_plid` leaves exactly one profile-level-id in the rewritten fmtp lines;
-//! - `add_host_candidates` only adds lines.
+//! - `with_plid` leaves exactly one profile-level-id in the fmtp;
+//! - the answer to a valid offer parses again, with one m-section per offered one, in the
+//!   same order and with the same mids.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::SocketAddr;
 
-use hubcast::webrtc::sdp::{
-    add_host_candidates, choose_h264, h264_profile, parse_offer, set_answer_plid, strip_bare_nack,
-    OfferMedia,
-};
+use hubcast::webrtc::answer::{self, Accepted, Section};
+use hubcast::webrtc::sdp::{choose_h264, h264_profile, parse_offer, Direction, OfferMedia};
 use libfuzzer_sys::fuzz_target;
 
 /// Profile-level-ids of real sources: x264 baseline/main/high, Chromium's constrained
@@ -46,79 +42,80 @@ fn check_choice(media: &OfferMedia, source: Option<&str>) -> Option<(u8, String)
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let text = text.as_ref();
-
-    let parsed = parse_offer(text);
-    let stripped = strip_bare_nack(text);
-    assert!(stripped.len() <= text.len());
-    if parsed.is_ok() {
-        if let Err(e) = parse_offer(&stripped) {
-            panic!("offer valid before strip_bare_nack but not after: {e}\n{stripped}");
+    let Ok(offer) = parse_offer(text.as_ref()) else {
+        return;
+    };
+    assert!(!offer.medias.is_empty());
+    let mut sections = Vec::new();
+    for media in &offer.medias {
+        for c in &media.codecs {
+            let _ = c.fmtp_param("profile-level-id");
+            let _ = c.is("opus");
         }
-    }
-    // The offer the webrtc stack finally sees.
-    let _ = parse_offer(&stripped);
-
-    let mut answer_edits: Vec<(u8, String)> = Vec::new();
-    if let Ok(medias) = &parsed {
-        assert!(!medias.is_empty());
-        for media in medias {
-            for c in &media.codecs {
-                let _ = c.fmtp_param("profile-level-id");
-                let _ = c.is("opus");
-            }
-            // WHIP: stream unknown yet.
-            if let Some(pick) = check_choice(media, None) {
-                answer_edits.push(pick);
-            }
-            // WHEP: known sources, and each profile the offer itself names.
-            for plid in SOURCE_PLIDS {
-                if let Some(pick) = check_choice(media, Some(plid)) {
-                    answer_edits.push(pick);
-                }
-            }
-            let offered: Vec<String> = media
-                .codecs
-                .iter()
-                .filter_map(|c| c.fmtp_param("profile-level-id").map(str::to_string))
-                .collect();
-            for plid in &offered {
-                let _ = h264_profile(plid);
-                if let Some(pick) = check_choice(media, Some(plid)) {
-                    answer_edits.push(pick);
-                }
-            }
+        // WHIP: stream unknown yet.
+        let mut pick = check_choice(media, None);
+        // WHEP: known sources, and each profile the offer itself names.
+        for plid in SOURCE_PLIDS {
+            pick = pick.or(check_choice(media, Some(plid)));
         }
-    }
-    // A fixed pick too, so the answer rewrite runs on inputs the offer parser refuses.
-    answer_edits.push((96, "42e01f".to_string()));
-    answer_edits.truncate(8);
-
-    for (pt, plid) in &answer_edits {
-        let out = set_answer_plid(text, *pt, plid);
-        let prefix = format!("a=fmtp:{pt} ");
-        for line in out.lines() {
-            // Same test as set_answer_plid: "a=fmtp:96 " with nothing after is no fmtp line.
-            if let Some(params) = line.trim_end().strip_prefix(&prefix) {
-                let n = params
-                    .split(';')
-                    .filter(|kv| kv.trim().starts_with("profile-level-id="))
-                    .count();
-                assert_eq!(n, 1, "{line:?}");
-            }
+        let offered: Vec<String> = media
+            .codecs
+            .iter()
+            .filter_map(|c| c.fmtp_param("profile-level-id").map(str::to_string))
+            .collect();
+        for plid in &offered {
+            let _ = h264_profile(plid);
+            let _ = check_choice(media, Some(plid));
         }
+        let accepted = pick.and_then(|(pt, plid)| {
+            let mut codec = media.codecs.iter().find(|c| c.payload_type == pt)?.clone();
+            codec.fmtp = answer::with_plid(&codec.fmtp, &plid);
+            let n = codec
+                .fmtp
+                .split(';')
+                .filter(|kv| kv.trim().starts_with("profile-level-id="))
+                .count();
+            assert_eq!(n, 1, "{:?}", codec.fmtp);
+            Some(Accepted {
+                codec,
+                direction: Direction::SendOnly,
+                ssrc: Some(1),
+            })
+        });
+        sections.push(Section {
+            offer: media,
+            accepted,
+        });
     }
-
-    let hosts = [
-        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-    ];
     let port = data.first().map_or(8189, |&b| u16::from(b) << 8 | 1);
-    for n in 0..=hosts.len() {
-        let out = add_host_candidates(text, &hosts[..n], port);
-        assert!(out.len() >= text.len());
-        if n == 0 {
-            assert_eq!(out, text);
+    let candidates: Vec<SocketAddr> = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+    let text = answer::build(
+        &answer::Transport {
+            ice_ufrag: "ufrag",
+            ice_pwd: "password",
+            fingerprint: "sha-256 AA:BB",
+            setup: "passive",
+            candidates: &candidates,
+        },
+        &sections,
+    );
+    // Our answer must be as parseable as an offer (same grammar), section for section.
+    // The offer's own text may carry mids or protos the SDP grammar accepts on the way in
+    // but that do not survive a rewrite (spaces, empty), so only compare when they are plain.
+    let plain = offer.medias.iter().all(|m| {
+        m.mid
+            .as_deref()
+            .is_none_or(|v| !v.is_empty() && !v.contains(char::is_whitespace))
+            && !m.proto.is_empty()
+            && !m.kind.is_empty()
+            && !m.kind.contains(char::is_whitespace)
+    });
+    if plain {
+        let back = parse_offer(&text).unwrap_or_else(|e| panic!("answer unparsable: {e}\n{text}"));
+        assert_eq!(back.medias.len(), offer.medias.len(), "{text}");
+        for (a, o) in back.medias.iter().zip(&offer.medias) {
+            assert_eq!(a.mid, o.mid);
+            assert_eq!(a.kind, o.kind);
         }
     }
 });

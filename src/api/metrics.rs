@@ -10,7 +10,6 @@ use axum::routing::get;
 use axum::Router;
 
 use super::Api;
-use crate::webrtc::dtls_sniff::profile_name;
 use crate::webrtc::session::SessionKind;
 
 pub fn router(api: Api) -> Router {
@@ -144,8 +143,10 @@ pub fn render(api: &Api) -> String {
             };
             *sessions.entry(("webrtc".into(), state.into())).or_default() += 1.0;
         }
-        for p in w.engine.srtp.profiles_in_use() {
-            *profiles.entry(profile_name(p).to_string()).or_default() += 1.0;
+        for s in w.sessions.all() {
+            if let Some(p) = s.srtp_profile.get() {
+                *profiles.entry(p.as_str().to_string()).or_default() += 1.0;
+            }
         }
     }
     if let Some(r) = &api.rtsp {

@@ -72,7 +72,11 @@ fn parse_handshake(msg: &[u8]) -> Option<Hello> {
     if frag_offset != 0 {
         return None;
     }
-    let body = msg.get(HANDSHAKE_HEADER..)?;
+    parse_hello_body(msg_type, msg.get(HANDSHAKE_HEADER..)?)
+}
+
+/// The `use_srtp` list of a ClientHello or ServerHello body (the handshake header removed).
+fn parse_hello_body(msg_type: u8, body: &[u8]) -> Option<Hello> {
     let mut r = Cursor { buf: body, pos: 0 };
     r.skip(2 + 32)?; // version, random
     let sid = r.u8()? as usize;
@@ -103,6 +107,95 @@ fn parse_handshake(msg: &[u8]) -> Option<Hello> {
         }
     }
     None
+}
+
+/// The largest ClientHello we reassemble. Chromium's, with a post-quantum key share, is
+/// about 1.4 KB; anything past this is not a WebRTC peer.
+const MAX_CLIENT_HELLO: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientHelloError {
+    #[error("the DTLS ClientHello is {0} bytes, more than the {MAX_CLIENT_HELLO} we accept")]
+    TooLarge(usize),
+    #[error("a DTLS ClientHello fragment lies outside its message ({offset}+{len} > {total})")]
+    BadFragment {
+        offset: usize,
+        len: usize,
+        total: usize,
+    },
+    #[error(
+        "the DTLS ClientHello cannot be parsed or has no use_srtp extension (not a WebRTC peer?)"
+    )]
+    NoUseSrtp,
+}
+
+/// Puts a ClientHello back together from its fragments (RFC 6347 4.2.3), which may arrive
+/// over several datagrams, to read its `use_srtp` list before any DTLS stack answers it.
+#[derive(Debug, Default)]
+pub struct ClientHelloAssembler {
+    message_seq: Option<u16>,
+    body: Vec<u8>,
+    /// Which bytes of `body` have arrived.
+    have: Vec<bool>,
+}
+
+impl ClientHelloAssembler {
+    /// Feeds one datagram; returns the client's SRTP profiles (in its order) once the whole
+    /// ClientHello is in. Records other than epoch-0 handshake records are skipped.
+    pub fn push(&mut self, datagram: &[u8]) -> Result<Option<Vec<u16>>, ClientHelloError> {
+        let mut rest = datagram;
+        while rest.len() >= RECORD_HEADER {
+            let len = u16::from_be_bytes([rest[11], rest[12]]) as usize;
+            let Some(record) = rest.get(RECORD_HEADER..RECORD_HEADER + len) else {
+                break;
+            };
+            let epoch = u16::from_be_bytes([rest[3], rest[4]]);
+            if rest[0] == CONTENT_HANDSHAKE && epoch == 0 {
+                if let Some(done) = self.fragment(record)? {
+                    return Ok(Some(done));
+                }
+            }
+            rest = &rest[RECORD_HEADER + len..];
+        }
+        Ok(None)
+    }
+
+    fn fragment(&mut self, record: &[u8]) -> Result<Option<Vec<u16>>, ClientHelloError> {
+        if record.len() < HANDSHAKE_HEADER || record[0] != CLIENT_HELLO {
+            return Ok(None);
+        }
+        let be24 = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
+        let total = be24(&record[1..4]);
+        let seq = u16::from_be_bytes([record[4], record[5]]);
+        let offset = be24(&record[6..9]);
+        let flen = be24(&record[9..12]);
+        let data = &record[HANDSHAKE_HEADER..];
+        if total > MAX_CLIENT_HELLO {
+            return Err(ClientHelloError::TooLarge(total));
+        }
+        if offset + flen > total || flen > data.len() {
+            return Err(ClientHelloError::BadFragment {
+                offset,
+                len: flen,
+                total,
+            });
+        }
+        // A retransmitted or newer ClientHello (after HelloVerifyRequest) starts over.
+        if self.message_seq != Some(seq) || self.body.len() != total {
+            self.message_seq = Some(seq);
+            self.body = vec![0; total];
+            self.have = vec![false; total];
+        }
+        self.body[offset..offset + flen].copy_from_slice(&data[..flen]);
+        self.have[offset..offset + flen].fill(true);
+        if !self.have.iter().all(|&b| b) {
+            return Ok(None);
+        }
+        match parse_hello_body(CLIENT_HELLO, &self.body) {
+            Some(Hello::Client(profiles)) => Ok(Some(profiles)),
+            _ => Err(ClientHelloError::NoUseSrtp),
+        }
+    }
 }
 
 fn parse_use_srtp(data: &[u8]) -> Option<Vec<u16>> {
@@ -306,6 +399,73 @@ mod tests {
         body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
         body.extend_from_slice(&ext);
         record(&handshake(CLIENT_HELLO, &body))
+    }
+
+    /// Splits a one-record hello into `parts` fragments, one record per datagram.
+    fn fragmented(hello: &[u8], parts: usize) -> Vec<Vec<u8>> {
+        let hs = &hello[RECORD_HEADER..];
+        let body = &hs[HANDSHAKE_HEADER..];
+        let chunk = body.len().div_ceil(parts);
+        body.chunks(chunk)
+            .enumerate()
+            .map(|(i, c)| {
+                let mut h = hs[..HANDSHAKE_HEADER].to_vec();
+                h[6..9].copy_from_slice(&((i * chunk) as u32).to_be_bytes()[1..]);
+                h[9..12].copy_from_slice(&(c.len() as u32).to_be_bytes()[1..]);
+                h.extend_from_slice(c);
+                record(&h)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reassembles_a_fragmented_client_hello_in_any_order() {
+        let offer = [SRTP_AES128_CM_HMAC_SHA1_80, SRTP_AEAD_AES_128_GCM];
+        let mut parts = fragmented(&client_hello(&offer), 3);
+        assert_eq!(
+            find_hello(&parts[1]),
+            None,
+            "a middle fragment alone says nothing"
+        );
+        parts.swap(0, 2);
+        let mut a = ClientHelloAssembler::default();
+        assert_eq!(a.push(&parts[0]), Ok(None));
+        assert_eq!(a.push(&parts[1]), Ok(None));
+        assert_eq!(a.push(&parts[2]), Ok(Some(offer.to_vec())));
+        // Unfragmented in one go.
+        let mut a = ClientHelloAssembler::default();
+        assert_eq!(a.push(&client_hello(&offer)), Ok(Some(offer.to_vec())));
+    }
+
+    #[test]
+    fn broken_client_hellos_are_refused() {
+        let hello = client_hello(&[SRTP_AEAD_AES_128_GCM]);
+        // A fragment that claims to reach past the message.
+        let mut bad = hello.clone();
+        bad[RECORD_HEADER + 9..RECORD_HEADER + 12].copy_from_slice(&[0, 0x40, 0]);
+        assert!(matches!(
+            ClientHelloAssembler::default().push(&bad),
+            Err(ClientHelloError::BadFragment { .. })
+        ));
+        // A huge announced length.
+        let mut huge = hello.clone();
+        huge[RECORD_HEADER + 1..RECORD_HEADER + 4].copy_from_slice(&[0x10, 0, 0]);
+        assert!(matches!(
+            ClientHelloAssembler::default().push(&huge),
+            Err(ClientHelloError::TooLarge(_))
+        ));
+        // Complete but without use_srtp: cut the extensions off and fix up the lengths.
+        let mut body = hello[RECORD_HEADER + HANDSHAKE_HEADER..].to_vec();
+        body.truncate(2 + 32 + 1 + 1 + 4 + 2);
+        let plain = record(&handshake(CLIENT_HELLO, &body));
+        assert_eq!(
+            ClientHelloAssembler::default().push(&plain),
+            Err(ClientHelloError::NoUseSrtp)
+        );
+        // Every prefix of a datagram is either incomplete or refused, never a panic.
+        for n in 0..hello.len() {
+            let _ = ClientHelloAssembler::default().push(&hello[..n]);
+        }
     }
 
     #[test]

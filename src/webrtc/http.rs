@@ -10,7 +10,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use axum::Router;
-use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
 use super::session::SessionKind;
 use super::{HttpError, WebrtcServer};
@@ -400,22 +399,28 @@ async fn patch(
     }
     let frag = std::str::from_utf8(body)
         .map_err(|_| HttpError::BadRequest("the SDP fragment is not valid UTF-8".into()))?;
-    for c in parse_sdpfrag(frag)? {
-        session
-            .pc
-            .add_ice_candidate(c)
-            .await
-            .map_err(|e| HttpError::BadRequest(format!("bad candidate: {e}")))?;
-    }
+    // ICE-lite: the peer's address comes from its binding requests, so its candidates are
+    // checked for form and otherwise not needed.
+    let candidates = parse_sdpfrag(frag)?;
+    tracing::debug!(id = %session.id, ?candidates, "trickled candidates");
     Ok(text(StatusCode::NO_CONTENT, String::new()))
 }
 
-/// Candidates of a trickle-ice-sdpfrag (RFC 8840), with the mid and ufrag they belong to.
-fn parse_sdpfrag(frag: &str) -> Result<Vec<RTCIceCandidateInit>, HttpError> {
+/// A candidate of a trickle-ice-sdpfrag, with the mid and ufrag it belongs to.
+// Only checked and logged: ICE-lite needs no remote candidates.
+#[allow(dead_code)]
+#[derive(Debug)]
+struct TrickleCandidate {
+    candidate: String,
+    sdp_mid: Option<String>,
+    username_fragment: Option<String>,
+}
+
+/// Candidates of a trickle-ice-sdpfrag (RFC 8840).
+fn parse_sdpfrag(frag: &str) -> Result<Vec<TrickleCandidate>, HttpError> {
     let mut out = Vec::new();
     let mut ufrag = None;
     let mut mid = None;
-    let mut mline: Option<u16> = None;
     for (n, line) in frag.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
@@ -430,8 +435,6 @@ fn parse_sdpfrag(frag: &str) -> Result<Vec<RTCIceCandidateInit>, HttpError> {
         }
         if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
             ufrag = Some(u.to_string());
-        } else if line.starts_with("m=") {
-            mline = Some(mline.map_or(0, |m| m + 1));
         } else if let Some(m) = line.strip_prefix("a=mid:") {
             mid = Some(m.to_string());
         } else if let Some(c) = line.strip_prefix("a=") {
@@ -442,10 +445,9 @@ fn parse_sdpfrag(frag: &str) -> Result<Vec<RTCIceCandidateInit>, HttpError> {
                         n + 1
                     )));
                 }
-                out.push(RTCIceCandidateInit {
+                out.push(TrickleCandidate {
                     candidate: c.to_string(),
                     sdp_mid: mid.clone(),
-                    sdp_mline_index: mline,
                     username_fragment: ufrag.clone(),
                 });
             }

@@ -1,32 +1,51 @@
-//! WebRTC: WHEP readers (and later WHIP publishers) over one shared UDP port.
+//! WebRTC: WHIP publishers and WHEP readers on hubcast's own transport (one UDP port,
+//! ICE-lite, DTLS-SRTP with in-place SRTP).
 
+pub mod answer;
 pub mod dtls_sniff;
-pub mod engine;
 pub mod http;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod transport;
 pub mod whep;
 pub mod whip;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
 use tracing::warn;
-use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::dtls::conn::DTLSConn;
 
 use crate::config::Config;
 use crate::path::{PathError, PathManager};
 use crate::stats;
-use engine::Engine;
 use session::Sessions;
+use transport::dtls::{Fingerprint, Role};
+use transport::rtcp::Crypto;
+use transport::Transport;
+
+/// No packet at all from a peer for this long and it is gone (ICE consent, RFC 7675, counted
+/// on everything the peer sends: browsers also send RTCP every second or so).
+const CONSENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct WebrtcServer {
-    pub engine: Engine,
+    pub transport: Arc<Transport>,
     pub sessions: Arc<Sessions>,
     pub paths: Arc<PathManager>,
+}
+
+/// A session whose ICE and DTLS are done.
+struct Established {
+    socket: Arc<tokio::net::UdpSocket>,
+    crypto: Crypto,
+    dtls: Arc<DTLSConn>,
+    remote: watch::Receiver<Option<SocketAddr>>,
+    /// Where to send: the ICE-selected address (updated from `remote`).
+    addr: SocketAddr,
 }
 
 /// An HTTP-facing error: each maps to a status and a plain-text reason.
@@ -92,64 +111,27 @@ impl From<PathError> for HttpError {
 
 impl WebrtcServer {
     pub async fn new(config: Arc<Config>, paths: Arc<PathManager>) -> anyhow::Result<Arc<Self>> {
-        let engine = Engine::bind(&config).await?;
+        let transport = Transport::bind(config.webrtc_local_udp_address).await?;
         Ok(Arc::new(WebrtcServer {
-            engine,
+            transport,
             sessions: Arc::new(Sessions::default()),
             paths,
         }))
     }
-}
 
-/// Longest we wait for our own candidates; the muxed host candidates come at once.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Applies an offer, without the feedback we do not implement.
-async fn set_offer(pc: &RTCPeerConnection, offer: &str) -> Result<(), HttpError> {
-    let offer = RTCSessionDescription::offer(sdp::strip_bare_nack(offer))
-        .map_err(|e| HttpError::BadRequest(format!("invalid offer: {e}")))?;
-    pc.set_remote_description(offer)
-        .await
-        .map_err(|e| HttpError::BadRequest(format!("offer refused: {e}")))
-}
-
-/// Creates the answer and waits for our candidates: WHIP/WHEP servers answer with all of
-/// them at once instead of trickling.
-async fn complete_answer(pc: &RTCPeerConnection) -> Result<String, HttpError> {
-    let answer = pc
-        .create_answer(None)
-        .await
-        .map_err(|e| HttpError::Internal(format!("create answer: {e}")))?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(answer)
-        .await
-        .map_err(|e| HttpError::Internal(format!("set local description: {e}")))?;
-    let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
-    Ok(pc
-        .local_description()
-        .await
-        .ok_or_else(|| HttpError::Internal("no local description".into()))?
-        .sdp)
-}
-
-impl WebrtcServer {
-    /// Runs a session in its own task until `run` returns the reason it ended; then closes
-    /// the peer connection, forgets the session and logs one line.
-    fn spawn_session<F, Fut>(
-        self: &Arc<Self>,
-        session: &Arc<session::Session>,
-        state: session::PcState,
-        run: F,
-    ) where
-        F: FnOnce(Arc<Self>, Arc<session::Session>, session::PcState) -> Fut + Send + 'static,
+    /// Runs a session in its own task until `run` returns the reason it ended; then says
+    /// goodbye over DTLS, forgets the peer and the session, and logs one line.
+    fn spawn_session<F, Fut>(self: &Arc<Self>, session: &Arc<session::Session>, run: F)
+    where
+        F: FnOnce(Arc<Self>, Arc<session::Session>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = String> + Send + 'static,
     {
         let server = Arc::clone(self);
         let s = Arc::clone(session);
         tokio::spawn(async move {
-            let settle = state.clone();
-            let reason = run(Arc::clone(&server), Arc::clone(&s), state).await;
-            s.close_pc(settle).await;
+            let reason = run(Arc::clone(&server), Arc::clone(&s)).await;
+            s.close_dtls().await;
+            server.transport.unregister(&s.ice);
             server.sessions.remove(&s.secret);
             tracing::info!(
                 path = %s.path, peer = %s.peer, id = %s.id, reason = %reason,
@@ -158,22 +140,122 @@ impl WebrtcServer {
         });
     }
 
-    /// A peer connection restricted to one session's codecs, and a watch on its state
-    /// (set up before negotiation so no transition is missed).
-    async fn new_peer_connection(
+    /// The DTLS role the offer leaves us, and the `a=setup` that says so.
+    fn dtls_role(offer: &sdp::OfferTransport) -> (Role, &'static str) {
+        if offer.setup == "passive" {
+            (Role::Client, "active")
+        } else {
+            (Role::Server, "passive")
+        }
+    }
+
+    /// Our host candidates: the bound address, or each interface's when bound to all,
+    /// then `webrtcAdditionalHosts`; all on the one UDP port.
+    async fn candidates(&self) -> Vec<SocketAddr> {
+        let local = self.transport.local_addr();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        if local.ip().is_unspecified() {
+            let all: Vec<IpAddr> = webrtc::util::ifaces::ifaces()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| i.addr.map(|a| a.ip()))
+                .filter(|ip| ip.is_ipv4() == local.is_ipv4() || local.is_ipv6())
+                .filter(|ip| !is_link_local(ip))
+                .collect();
+            ips.extend(all.iter().filter(|ip| !ip.is_loopback()));
+            if ips.is_empty() {
+                ips.extend(all.iter().filter(|ip| ip.is_loopback()));
+            }
+        } else {
+            ips.push(local.ip());
+        }
+        for ip in self.additional_hosts().await {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        ips.into_iter()
+            .map(|ip| SocketAddr::new(ip, local.port()))
+            .collect()
+    }
+
+    /// Waits for ICE and the DTLS handshake (bounded by `webrtcHandshakeTimeout`), checks
+    /// the peer's certificate and sets up SRTP; records how long it took or that it failed.
+    async fn establish(
         &self,
-        codecs: &engine::SessionCodecs,
-    ) -> Result<(Arc<RTCPeerConnection>, session::PcState), HttpError> {
-        let api = self
-            .engine
-            .api(codecs, &self.config().webrtc_srtp_profiles)
-            .map_err(|e| HttpError::Internal(format!("media engine: {e}")))?;
-        let pc = api
-            .new_peer_connection(Default::default())
-            .await
-            .map_err(|e| HttpError::Internal(format!("peer connection: {e}")))?;
-        let state = session::PcState::watch(&pc);
-        Ok((Arc::new(pc), state))
+        session: &session::Session,
+        dtls_rx: mpsc::Receiver<Bytes>,
+        remote: watch::Receiver<Option<SocketAddr>>,
+        offer: &sdp::OfferTransport,
+    ) -> Result<Established, String> {
+        let config = self.config();
+        let timeout = config.webrtc_handshake_timeout;
+        let (role, _) = Self::dtls_role(offer);
+        let fingerprint = Fingerprint {
+            algorithm: offer.fingerprint.0.clone(),
+            value: offer.fingerprint.1.clone(),
+        };
+        let handshake = transport::dtls::handshake(
+            Arc::clone(self.transport.socket()),
+            dtls_rx,
+            remote.clone(),
+            role,
+            &config.webrtc_srtp_profiles,
+            &self.transport.identity,
+            &fingerprint,
+        );
+        let r = match tokio::time::timeout(timeout, handshake).await {
+            Err(_) => Err(format!(
+                "ICE/DTLS handshake not done within {timeout:?} (webrtcHandshakeTimeout)"
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(secured)) => Crypto::new(&secured.keys)
+                .map(|crypto| (secured.conn, crypto))
+                .map_err(|e| e.to_string()),
+        };
+        let t = &self.paths.telemetry;
+        t.latencies.record(
+            stats::op::ICE_DTLS_CONNECT,
+            session.created.elapsed(),
+            r.is_ok(),
+        );
+        let (dtls, crypto) = match r {
+            Ok(v) => v,
+            Err(e) => {
+                t.handshake_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let _ = session.dtls.set(Arc::clone(&dtls));
+        let _ = session.srtp_profile.set(crypto.profile);
+        session
+            .counters
+            .established
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let addr = (*remote.borrow()).ok_or("ICE selected no address")?;
+        Ok(Established {
+            socket: Arc::clone(self.transport.socket()),
+            crypto,
+            dtls,
+            remote,
+            addr,
+        })
+    }
+
+    /// Err once the peer has sent nothing for `CONSENT_TIMEOUT`.
+    fn check_consent(&self, session: &session::Session) -> Result<(), String> {
+        let silent = self
+            .transport
+            .now_ms()
+            .saturating_sub(session.ice.last_seen_ms());
+        if silent > CONSENT_TIMEOUT.as_millis() as u64 {
+            return Err(format!(
+                "ICE consent expired: nothing from the peer for {:.1} s",
+                silent as f64 / 1000.0
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses a new session over `webrtcMaxSessions`.
@@ -215,33 +297,6 @@ impl WebrtcServer {
         Ok(())
     }
 
-    /// Waits for ICE+DTLS and records how long it took (or that it failed).
-    async fn handshake(
-        &self,
-        session: &session::Session,
-        state: &mut session::PcState,
-        timeout: Duration,
-    ) -> Result<(), String> {
-        let r = state.connected(timeout).await;
-        let t = &self.paths.telemetry;
-        t.latencies.record(
-            stats::op::ICE_DTLS_CONNECT,
-            session.created.elapsed(),
-            r.is_ok(),
-        );
-        match &r {
-            Ok(()) => session
-                .counters
-                .established
-                .store(true, std::sync::atomic::Ordering::Relaxed),
-            Err(_) => {
-                t.handshake_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        r
-    }
-
     /// The configuration in force (it may change at run time).
     pub fn config(&self) -> Arc<Config> {
         self.paths.config()
@@ -261,5 +316,12 @@ impl WebrtcServer {
             }
         }
         out
+    }
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     }
 }

@@ -1,7 +1,6 @@
 //! Offer analysis and answer edits for WHIP/WHEP.
 
 use std::io::Cursor;
-use std::net::IpAddr;
 
 use sdp::description::session::SessionDescription;
 
@@ -39,30 +38,90 @@ impl OfferCodec {
     }
 }
 
+/// Which way media flows in an m-section (RFC 3264 6.1), as the offerer wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferMedia {
     /// `video`, `audio`, `application`, ...
     pub kind: String,
     pub codecs: Vec<OfferCodec>,
+    pub mid: Option<String>,
+    /// `UDP/TLS/RTP/SAVPF`, `UDP/DTLS/SCTP`, ...
+    pub proto: String,
+    /// The m-line's format list as written (an answer that rejects the section repeats it).
+    pub formats: Vec<String>,
+    /// Port 0: the offerer itself disabled the section.
+    pub disabled: bool,
+    pub direction: Direction,
+    /// `a=rtcp-rsize`: reduced-size RTCP is allowed.
+    pub rtcp_rsize: bool,
+    /// `a=rtcp-fb` values per payload type, e.g. (96, "nack pli").
+    pub feedback: Vec<(u8, String)>,
 }
 
-/// Parses and checks an offer. The `sdp` crate does the syntax; we pull out the codecs.
-pub fn parse_offer(text: &str) -> Result<Vec<OfferMedia>, OfferError> {
+/// ICE and DTLS parameters of an offer (session level, or the first m-section's: with
+/// BUNDLE they are the same for all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferTransport {
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    /// Hash name (`sha-256`) and colon-separated hex.
+    pub fingerprint: (String, String),
+    /// `actpass`, `active` or `passive` (`actpass` when absent, RFC 5763 5).
+    pub setup: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub medias: Vec<OfferMedia>,
+    pub transport: OfferTransport,
+}
+
+/// Parses and checks an offer. The `sdp` crate does the syntax; we pull out the codecs and
+/// the transport parameters.
+pub fn parse_offer(text: &str) -> Result<Offer, OfferError> {
     let desc = SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
         .map_err(|e| OfferError::Malformed(e.to_string()))?;
     if desc.media_descriptions.is_empty() {
         return Err(OfferError::NoMedia);
     }
-    // ICE credentials and the DTLS fingerprint may sit at session or media level.
-    for key in ["ice-ufrag", "ice-pwd", "fingerprint"] {
-        let present = desc.attributes.iter().any(|a| a.key == key)
-            || desc
-                .media_descriptions
-                .iter()
-                .any(|m| m.attributes.iter().any(|a| a.key == key));
-        if !present {
-            return Err(OfferError::Missing(key));
+    // Session level first, then the m-sections in order.
+    let attr = |key: &str| -> Option<String> {
+        desc.attributes
+            .iter()
+            .chain(
+                desc.media_descriptions
+                    .iter()
+                    .flat_map(|m| m.attributes.iter()),
+            )
+            .find(|a| a.key == key)
+            .map(|a| a.value.clone().unwrap_or_default().trim().to_string())
+    };
+    let ice_ufrag = attr("ice-ufrag").ok_or(OfferError::Missing("ice-ufrag"))?;
+    let ice_pwd = attr("ice-pwd").ok_or(OfferError::Missing("ice-pwd"))?;
+    let fingerprint = attr("fingerprint").ok_or(OfferError::Missing("fingerprint"))?;
+    let fingerprint = match fingerprint.split_once(' ') {
+        Some((alg, value)) if !value.trim().is_empty() => {
+            (alg.trim().to_string(), value.trim().to_string())
         }
+        _ => {
+            return Err(OfferError::Malformed(format!(
+                "a=fingerprint:{fingerprint} is not \"<hash> <hex>\""
+            )))
+        }
+    };
+    let setup = attr("setup").unwrap_or_else(|| "actpass".into());
+    if !matches!(setup.as_str(), "actpass" | "active" | "passive") {
+        return Err(OfferError::Malformed(format!(
+            "a=setup:{setup} (expected actpass, active or passive)"
+        )));
     }
     let mut out = Vec::with_capacity(desc.media_descriptions.len());
     for md in &desc.media_descriptions {
@@ -102,37 +161,57 @@ pub fn parse_offer(text: &str) -> Result<Vec<OfferMedia>, OfferError> {
                 fmtp,
             });
         }
+        let has = |key: &str| md.attributes.iter().any(|a| a.key == key);
+        let direction = if has("sendonly") {
+            Direction::SendOnly
+        } else if has("recvonly") {
+            Direction::RecvOnly
+        } else if has("inactive") {
+            Direction::Inactive
+        } else {
+            Direction::SendRecv
+        };
+        let feedback = md
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtcp-fb")
+            .filter_map(|a| a.value.as_deref())
+            .filter_map(|v| {
+                let (pt, fb) = v.split_once(' ')?;
+                Some((pt.trim().parse().ok()?, fb.trim().to_string()))
+            })
+            .collect();
         out.push(OfferMedia {
             kind: md.media_name.media.clone(),
             codecs,
+            mid: md
+                .attributes
+                .iter()
+                .find(|a| a.key == "mid")
+                .and_then(|a| a.value.clone()),
+            proto: md.media_name.protos.join("/"),
+            formats: md.media_name.formats.clone(),
+            disabled: md.media_name.port.value == 0,
+            direction,
+            rtcp_rsize: has("rtcp-rsize"),
+            feedback,
         });
     }
-    Ok(out)
+    Ok(Offer {
+        medias: out,
+        transport: OfferTransport {
+            ice_ufrag,
+            ice_pwd,
+            fingerprint,
+            setup,
+        },
+    })
 }
 
 /// "96 H264/90000" with pt 96 -> "H264/90000".
 fn strip_pt(value: &str, pt: u8) -> Option<&str> {
     let (p, rest) = value.split_once(' ')?;
     (p.trim().parse::<u8>().ok()? == pt).then_some(rest.trim())
-}
-
-/// Removes the feedback we do not implement from an offer, because the `webrtc` stack copies
-/// the offer's feedback into the answer: bare `nack` (we keep no retransmission buffers),
-/// `transport-cc` and `goog-remb` (no bandwidth estimation toward a fixed-rate source).
-/// `nack pli` and `ccm fir` stay: viewers use them to ask for keyframes.
-pub fn strip_bare_nack(offer: &str) -> String {
-    let mut out = String::with_capacity(offer.len());
-    for line in offer.split_inclusive('\n') {
-        let l = line.trim_end();
-        let unsupported = l
-            .strip_prefix("a=rtcp-fb:")
-            .and_then(|r| r.split_once(' '))
-            .is_some_and(|(_, fb)| matches!(fb.trim(), "nack" | "transport-cc" | "goog-remb"));
-        if !unsupported {
-            out.push_str(line);
-        }
-    }
-    out
 }
 
 /// H.264 profile classes as the browsers group them (after libwebrtc's
@@ -224,58 +303,6 @@ pub fn choose_h264<'a>(
     Some((codec, plid))
 }
 
-/// Rewrites profile-level-id in the answer's fmtp line of `pt`.
-pub fn set_answer_plid(answer: &str, pt: u8, plid: &str) -> String {
-    let prefix = format!("a=fmtp:{pt} ");
-    let mut out = String::with_capacity(answer.len() + 32);
-    for line in answer.split_inclusive('\n') {
-        let Some(params) = line.trim_end().strip_prefix(&prefix) else {
-            out.push_str(line);
-            continue;
-        };
-        let mut kept: Vec<String> = params
-            .split(';')
-            .map(str::trim)
-            .filter(|kv| !kv.is_empty() && !kv.starts_with("profile-level-id="))
-            .map(str::to_string)
-            .collect();
-        kept.push(format!("profile-level-id={plid}"));
-        out.push_str(&prefix);
-        out.push_str(&kept.join(";"));
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// Adds host candidates for `webrtcAdditionalHosts` (public IPs behind NAT, DNS names
-/// resolved by the caller) after each media section's existing candidates.
-pub fn add_host_candidates(answer: &str, hosts: &[IpAddr], port: u16) -> String {
-    if hosts.is_empty() {
-        return answer.to_string();
-    }
-    let mut extra = String::new();
-    for (i, ip) in hosts.iter().enumerate() {
-        // Priority below the real host candidates: type preference 126, local preference low.
-        let priority = (126u32 << 24) | ((1000 - i as u32) << 8) | 255;
-        extra.push_str(&format!(
-            "a=candidate:hubcast{i} 1 udp {priority} {ip} {port} typ host\r\n"
-        ));
-    }
-    let mut out = String::with_capacity(answer.len() + extra.len() * 2);
-    let lines: Vec<&str> = answer.split_inclusive('\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        out.push_str(line);
-        let is_candidate = line.starts_with("a=candidate:");
-        let next_is_candidate = lines
-            .get(i + 1)
-            .is_some_and(|n| n.starts_with("a=candidate:"));
-        if is_candidate && !next_is_candidate {
-            out.push_str(&extra);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,16 +312,22 @@ mod tests {
 
     #[test]
     fn parses_chromium_offer() {
-        let medias = parse_offer(CHROMIUM_WHEP).expect("valid offer");
+        let offer = parse_offer(CHROMIUM_WHEP).expect("valid offer");
+        let medias = &offer.medias;
         let video = medias.iter().find(|m| m.kind == "video").expect("video");
         assert!(video.codecs.iter().any(|c| c.is("H264")));
+        assert_eq!(video.direction, Direction::RecvOnly);
+        assert_eq!(video.mid.as_deref(), Some("0"));
+        assert!(video.rtcp_rsize);
         let audio = medias.iter().find(|m| m.kind == "audio").expect("audio");
         assert!(audio.codecs.iter().any(|c| c.is("opus") && c.channels == 2));
+        assert_eq!(offer.transport.setup, "actpass");
+        assert_eq!(offer.transport.fingerprint.0, "sha-256");
     }
 
     #[test]
     fn chooses_matching_profile_and_real_level() {
-        let medias = parse_offer(CHROMIUM_WHEP).expect("valid offer");
+        let medias = parse_offer(CHROMIUM_WHEP).expect("valid offer").medias;
         let video = medias.iter().find(|m| m.kind == "video").expect("video");
         // x264 baseline writes 42c0: constrained baseline like Chromium's 42e0.
         let (c, plid) = choose_h264(video, Some("42c028")).expect("compatible");
@@ -314,7 +347,7 @@ mod tests {
     fn vp8_only_offer_has_no_h264() {
         let offer = format!("{CREDS}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n");
         let offer = offer.as_str();
-        let medias = parse_offer(offer).expect("valid offer");
+        let medias = parse_offer(offer).expect("valid offer").medias;
         assert!(choose_h264(&medias[0], None).is_none());
     }
 
@@ -322,7 +355,7 @@ mod tests {
     fn packetization_mode_0_is_not_usable() {
         let offer = format!("{CREDS}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 profile-level-id=42e01f;packetization-mode=0\r\n");
         let offer = offer.as_str();
-        let medias = parse_offer(offer).expect("valid offer");
+        let medias = parse_offer(offer).expect("valid offer").medias;
         assert!(choose_h264(&medias[0], None).is_none());
     }
 
@@ -345,26 +378,13 @@ mod tests {
         );
         assert_eq!(h264_profile("zz"), None);
         assert_eq!(h264_profile("42e0ü"), None);
-    }
-
-    #[test]
-    fn strips_only_bare_nack() {
-        let s = "a=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 ccm fir\r\n";
-        assert_eq!(
-            strip_bare_nack(s),
-            "a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n"
+        let no_hash = CHROMIUM_WHEP.replace("a=fingerprint:sha-256 ", "a=fingerprint:");
+        assert!(
+            matches!(parse_offer(&no_hash), Err(OfferError::Malformed(m)) if m.contains("fingerprint"))
         );
-    }
-
-    #[test]
-    fn rewrites_plid_and_adds_candidates() {
-        let a = "m=video 9 X 102\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=candidate:1 1 udp 1 10.0.0.1 8189 typ host\r\na=end\r\n";
-        let out = set_answer_plid(a, 102, "42c028");
-        assert!(out.contains(
-            "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42c028\r\n"
-        ));
-        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
-        let out = add_host_candidates(&out, &[ip], 8189);
-        assert!(out.contains(" 203.0.113.7 8189 typ host\r\na=end"));
+        let bad_setup = CHROMIUM_WHEP.replace("a=setup:actpass", "a=setup:sideways");
+        assert!(
+            matches!(parse_offer(&bad_setup), Err(OfferError::Malformed(m)) if m.contains("setup"))
+        );
     }
 }

@@ -3,17 +3,18 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngCore;
 use tokio::sync::watch;
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
-use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::dtls::conn::DTLSConn;
 
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A DTLS handshake in flight finishes in milliseconds; one that has not started never will.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+use super::transport::Peer;
+use crate::config::SrtpProfile;
+
+/// Long enough for close_notify to leave; a peer that is gone does not answer anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
@@ -41,8 +42,12 @@ pub struct Session {
     pub etag: String,
     pub created: Instant,
     pub created_at: SystemTime,
-    pub pc: Arc<RTCPeerConnection>,
+    /// The remote end as the shared UDP socket knows it.
+    pub ice: Arc<Peer>,
     pub counters: Arc<SessionCounters>,
+    /// Set once DTLS is up: closed (close_notify) when the session ends.
+    pub dtls: OnceLock<Arc<DTLSConn>>,
+    pub srtp_profile: OnceLock<SrtpProfile>,
     close: watch::Sender<Option<String>>,
 }
 
@@ -81,20 +86,17 @@ impl Session {
         }
     }
 
-    /// Closes the peer connection, bounded: a close that hangs must not keep the session's
-    /// task alive for ever.
-    ///
-    /// A connection in the middle of its ICE/DTLS handshake is let finish it first (bounded):
-    /// `webrtc` 0.17 leaves tasks behind when closed while DTLS and SRTP are starting.
-    pub async fn close_pc(&self, mut state: PcState) {
-        let started = Instant::now();
-        state.settle(SETTLE_TIMEOUT).await;
-        match tokio::time::timeout(CLOSE_TIMEOUT, self.pc.close()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(id = %self.id, error = %e, "peer connection close"),
-            Err(_) => tracing::warn!(id = %self.id, "peer connection close timed out"),
+    /// Sends close_notify if DTLS is up (bounded: a close that hangs must not keep the
+    /// session's task alive).
+    pub async fn close_dtls(&self) {
+        if let Some(conn) = self.dtls.get() {
+            if tokio::time::timeout(CLOSE_TIMEOUT, conn.close())
+                .await
+                .is_err()
+            {
+                tracing::debug!(id = %self.id, "DTLS close timed out");
+            }
         }
-        tracing::debug!(id = %self.id, took = ?started.elapsed(), "peer connection closed");
     }
 
     pub fn location(&self) -> String {
@@ -124,7 +126,7 @@ impl Sessions {
         kind: SessionKind,
         path: &str,
         peer: SocketAddr,
-        pc: Arc<RTCPeerConnection>,
+        ice: Arc<Peer>,
         counters: Arc<SessionCounters>,
     ) -> Arc<Session> {
         let s = Arc::new(Session {
@@ -136,8 +138,10 @@ impl Sessions {
             etag: format!("\"{}\"", random_token()),
             created: Instant::now(),
             created_at: SystemTime::now(),
-            pc,
+            ice,
             counters,
+            dtls: OnceLock::new(),
+            srtp_profile: OnceLock::new(),
             close: watch::channel(None).0,
         });
         self.lock().insert(s.secret.clone(), Arc::clone(&s));
@@ -172,109 +176,6 @@ impl Sessions {
     pub fn close_all(&self, reason: &str) {
         for s in self.all() {
             s.close(reason);
-        }
-    }
-}
-
-/// The remote address of the selected ICE pair: the key under which the shared socket
-/// observes this peer's DTLS.
-pub async fn remote_addr(pc: &RTCPeerConnection) -> Option<SocketAddr> {
-    let pair = pc
-        .sctp()
-        .transport()
-        .ice_transport()
-        .get_selected_candidate_pair()
-        .await?;
-    let ip = pair.remote.address.parse().ok()?;
-    Some(SocketAddr::new(ip, pair.remote.port))
-}
-
-/// Resolves once `remote` sent a DTLS alert (close_notify when the peer hangs up).
-pub async fn dtls_alert(
-    mut alerts: tokio::sync::broadcast::Receiver<SocketAddr>,
-    remote: Option<SocketAddr>,
-) {
-    let Some(remote) = remote else {
-        return std::future::pending().await;
-    };
-    loop {
-        match alerts.recv().await {
-            Ok(a) if a == remote => return,
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                return std::future::pending().await
-            }
-        }
-    }
-}
-
-/// Follows a peer connection's state: `connected()` resolves once ICE+DTLS are up,
-/// `failed()` once the connection is gone.
-#[derive(Clone)]
-pub struct PcState(watch::Receiver<RTCPeerConnectionState>);
-
-impl PcState {
-    pub fn watch(pc: &RTCPeerConnection) -> PcState {
-        let (tx, rx) = watch::channel(RTCPeerConnectionState::New);
-        pc.on_peer_connection_state_change(Box::new(move |s| {
-            tracing::debug!(state = %s, "peer connection state");
-            tx.send_replace(s);
-            Box::pin(async {})
-        }));
-        PcState(rx)
-    }
-
-    /// Ok once connected; Err with the reason if the connection failed or the timeout passed.
-    pub async fn connected(&mut self, timeout: Duration) -> Result<(), String> {
-        let wait = self.0.wait_for(|s| {
-            matches!(
-                s,
-                RTCPeerConnectionState::Connected
-                    | RTCPeerConnectionState::Failed
-                    | RTCPeerConnectionState::Closed
-            )
-        });
-        match tokio::time::timeout(timeout, wait).await {
-            Err(_) => Err(format!(
-                "ICE/DTLS handshake not done within {timeout:?} (webrtcHandshakeTimeout)"
-            )),
-            Ok(Err(_)) => Err("peer connection dropped".into()),
-            Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
-            Ok(Ok(s)) => Err(format!("peer connection {} during handshake", *s)),
-        }
-    }
-
-    /// Waits (at most `limit`) until the connection is no longer connecting.
-    pub async fn settle(&mut self, limit: Duration) {
-        let _ = tokio::time::timeout(
-            limit,
-            self.0.wait_for(|s| {
-                !matches!(
-                    s,
-                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting
-                )
-            }),
-        )
-        .await;
-    }
-
-    /// Resolves with a reason once the connection is lost (ICE consent gone: disconnected),
-    /// failed or closed. Like MediaMTX, a disconnected viewer is not waited for.
-    pub async fn ended(&mut self) -> String {
-        match self
-            .0
-            .wait_for(|s| {
-                matches!(
-                    s,
-                    RTCPeerConnectionState::Disconnected
-                        | RTCPeerConnectionState::Failed
-                        | RTCPeerConnectionState::Closed
-                )
-            })
-            .await
-        {
-            Ok(s) => format!("peer connection {}", *s),
-            Err(_) => "peer connection dropped".into(),
         }
     }
 }

@@ -1,28 +1,38 @@
-//! WHEP readers: a peer connection per viewer, fed from its own hub queue.
+//! WHEP readers: each viewer gets its own hub queue, and one task that writes RTP headers
+//! onto the path's shared payloads, protects them in place and sends them from the shared
+//! UDP socket.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tracing::info;
-use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
-use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+use tracing::{debug, info};
 
-use super::engine::SessionCodecs;
-use super::sdp::{add_host_candidates, choose_h264, parse_offer, set_answer_plid};
-use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
-use super::{complete_answer, set_offer, HttpError, WebrtcServer};
+use super::answer::{self, Accepted, Section};
+use super::sdp::{choose_h264, parse_offer, Direction, OfferTransport};
+use super::session::{Session, SessionCounters, SessionKind};
+use super::transport::rtcp::{self, SentCounts};
+use super::transport::PeerRx;
+use super::{Established, HttpError, WebrtcServer};
 use crate::path::{Codec, Hub, Packet, Reader};
 use crate::stats::{op, Telemetry};
-use std::sync::atomic::Ordering;
 
-/// The local track that carries one hub track to this viewer, with its own sequence numbers.
+/// RTP header (no CSRC, no extension) + the largest payload the repacketizer emits + the
+/// largest SRTP tag, with room to spare: one buffer per viewer, reused for every packet.
+const SEND_BUFFER: usize = 1500;
+/// Packets sent per wake-up before yielding to the reader queue's waker again.
+const BATCH: usize = 32;
+/// Sender reports once a second: receivers need them for lip sync.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How one hub track goes out to this viewer.
 struct Outbound {
-    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    clock_rate: u32,
     seq: u16,
+    sent: SentCounts,
 }
 
 impl WebrtcServer {
@@ -33,7 +43,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let medias = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        let offer = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         self.check_session_limit()?;
         let hub = self
             .paths
@@ -43,134 +53,102 @@ impl WebrtcServer {
         self.check_reader_limit(path, &hub)?;
         let tracks = hub.tracks();
 
-        let mut codecs = SessionCodecs {
-            video: None,
-            video_pt: 0,
-            audio: None,
-            audio_pt: 0,
-        };
-        let mut answer_plid = None;
+        // Each hub track takes the first free m-section of its kind that can receive it.
+        let mut sections: Vec<Section> = offer
+            .medias
+            .iter()
+            .map(|m| Section {
+                offer: m,
+                accepted: None,
+            })
+            .collect();
+        let mut outbound: Vec<Option<Outbound>> = Vec::with_capacity(tracks.len());
         let mut reasons = Vec::new();
         for track in &tracks {
-            match &track.codec {
-                Codec::H264(params) => {
-                    let source_plid = params.profile_level_id();
-                    let chosen = medias
-                        .iter()
-                        .filter(|m| m.kind == "video")
-                        .find_map(|m| choose_h264(m, source_plid.as_deref()));
-                    match chosen {
-                        Some((c, plid)) => {
-                            codecs.set_video(c);
-                            answer_plid = Some((c.payload_type, plid));
-                        }
-                        None => reasons.push(format!(
-                            "the stream is H.264 (profile-level-id {}) but the offer has no H.264 with packetization-mode=1 that can decode it",
-                            source_plid.as_deref().unwrap_or("unknown")
-                        )),
-                    }
+            let (kind, source_plid) = match &track.codec {
+                Codec::H264(params) => ("video", params.profile_level_id()),
+                Codec::Opus { .. } => ("audio", None),
+            };
+            let chosen = sections.iter_mut().find_map(|sec| {
+                let m = sec.offer;
+                let usable = sec.accepted.is_none()
+                    && !m.disabled
+                    && m.kind == kind
+                    && matches!(m.direction, Direction::RecvOnly | Direction::SendRecv);
+                if !usable {
+                    return None;
                 }
-                Codec::Opus { .. } => {
-                    let opus = medias
+                let codec = if kind == "video" {
+                    let (c, plid) = choose_h264(m, source_plid.as_deref())?;
+                    let mut c = c.clone();
+                    c.fmtp = answer::with_plid(&c.fmtp, &plid);
+                    c
+                } else {
+                    m.codecs
                         .iter()
-                        .filter(|m| m.kind == "audio")
-                        .flat_map(|m| m.codecs.iter())
-                        .find(|c| c.is("opus") && c.clock_rate == 48_000);
-                    if let Some(c) = opus {
-                        codecs.set_audio(c);
-                    }
+                        .find(|c| c.is("opus") && c.clock_rate == 48_000)?
+                        .clone()
+                };
+                Some((sec, codec))
+            });
+            let Some((sec, codec)) = chosen else {
+                outbound.push(None);
+                if kind == "video" {
+                    reasons.push(format!(
+                        "the stream is H.264 (profile-level-id {}) but the offer has no receiving video section with H.264 packetization-mode=1 that can decode it",
+                        source_plid.as_deref().unwrap_or("unknown")
+                    ));
                 }
-            }
+                continue;
+            };
+            let ssrc: u32 = rand::random();
+            outbound.push(Some(Outbound {
+                ssrc,
+                payload_type: codec.payload_type,
+                clock_rate: codec.clock_rate,
+                seq: rand::random(),
+                sent: SentCounts::default(),
+            }));
+            sec.accepted = Some(Accepted {
+                codec,
+                direction: Direction::SendOnly,
+                ssrc: Some(ssrc),
+            });
         }
         let has_video = tracks.iter().any(|t| t.is_video());
-        if (has_video && codecs.video.is_none())
-            || (codecs.video.is_none() && codecs.audio.is_none())
-        {
+        let video_out = tracks
+            .iter()
+            .zip(&outbound)
+            .any(|(t, o)| t.is_video() && o.is_some());
+        if (has_video && !video_out) || outbound.iter().all(Option::is_none) {
             if reasons.is_empty() {
                 reasons.push("the offer has no codec the stream can be delivered in".into());
             }
             return Err(HttpError::NotAcceptable(reasons.join("; ")));
         }
 
-        let (pc, state) = self.new_peer_connection(&codecs).await?;
-        let negotiated = self
-            .negotiate(&pc, offer, &codecs, &tracks_codecs(&tracks), &hub, &state)
-            .await;
-        let (outbound, answer) = match negotiated {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = pc.close().await;
-                return Err(e);
-            }
-        };
-        let mut answer = match answer_plid {
-            Some((pt, plid)) => set_answer_plid(&answer, pt, &plid),
-            None => answer,
-        };
-        answer = add_host_candidates(
-            &answer,
-            &self.additional_hosts().await,
-            self.engine.local_addr().port(),
+        let (ice, rx) = self.transport.register();
+        let (_, setup) = Self::dtls_role(&offer.transport);
+        let candidates = self.candidates().await;
+        let answer = answer::build(
+            &answer::Transport {
+                ice_ufrag: &ice.ufrag,
+                ice_pwd: &ice.pwd,
+                fingerprint: &self.transport.identity.fingerprint,
+                setup,
+                candidates: &candidates,
+            },
+            &sections,
         );
-
-        let session = self.sessions.create(
-            SessionKind::Whep,
-            path,
-            peer,
-            Arc::clone(&pc),
-            Arc::default(),
-        );
-        info!(
-            path, peer = %peer, id = %session.id, "WHEP session started"
-        );
-        self.spawn_session(&session, state, move |server, s, state| async move {
-            server.run_reader(&s, hub, outbound, state).await
+        let session = self
+            .sessions
+            .create(SessionKind::Whep, path, peer, ice, Arc::default());
+        info!(path, peer = %peer, id = %session.id, "WHEP session started");
+        let transport = offer.transport;
+        self.spawn_session(&session, move |server, s| async move {
+            server.run_reader(&s, hub, outbound, rx, transport).await
         });
         Ok((session, answer))
-    }
-
-    /// Applies the offer, adds one local track per hub track the offer can take, and returns
-    /// the complete answer (all candidates gathered: WHEP servers do not trickle).
-    async fn negotiate(
-        &self,
-        pc: &Arc<RTCPeerConnection>,
-        offer: &str,
-        codecs: &SessionCodecs,
-        track_kinds: &[bool],
-        hub: &Arc<Hub>,
-        state: &PcState,
-    ) -> Result<(Vec<Option<Outbound>>, String), HttpError> {
-        // Tracks first: `webrtc` then binds them to the offer's m-lines of the same kind.
-        let mut outbound = Vec::with_capacity(track_kinds.len());
-        for &is_video in track_kinds {
-            let cap = if is_video {
-                &codecs.video
-            } else {
-                &codecs.audio
-            };
-            let Some(cap) = cap else {
-                outbound.push(None);
-                continue;
-            };
-            let kind = if is_video { "video" } else { "audio" };
-            let track = Arc::new(TrackLocalStaticRTP::new(
-                cap.clone(),
-                kind.into(),
-                "hubcast".into(),
-            ));
-            let sender = pc
-                .add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
-                .await
-                .map_err(|e| HttpError::Internal(format!("add track: {e}")))?;
-            outbound.push(Some(Outbound {
-                track,
-                seq: rand::random(),
-            }));
-            tokio::spawn(read_rtcp(sender, Arc::clone(hub), state.clone()));
-        }
-
-        set_offer(pc, offer).await?;
-        Ok((outbound, complete_answer(pc).await?))
     }
 
     /// Feeds one viewer until it leaves, the stream ends, or the session is closed.
@@ -178,27 +156,30 @@ impl WebrtcServer {
         &self,
         session: &Session,
         hub: Arc<Hub>,
-        mut outbound: Vec<Option<Outbound>>,
-        mut state: PcState,
+        outbound: Vec<Option<Outbound>>,
+        rx: PeerRx,
+        offer: OfferTransport,
     ) -> String {
         let close = session.close_requested();
-        let timeout = self.config().webrtc_handshake_timeout;
-        let alerts = self.engine.srtp.alerts();
+        let PeerRx {
+            dtls,
+            media,
+            remote,
+        } = rx;
         let work = async {
-            self.handshake(session, &mut state, timeout).await?;
-            let remote = remote_addr(&session.pc).await;
-            let mut reader = hub
+            let est = self.establish(session, dtls, remote, &offer).await?;
+            let reader = hub
                 .add_reader_as("webRTCSession", session.id.clone())
                 .map_err(|e| e.to_string())?;
-            let hung_up = dtls_alert(alerts, remote);
-            let r = tokio::select! {
-                r = feed(&mut reader, &mut outbound, &mut state, session, &self.paths.telemetry) => r,
-                _ = hung_up => Err("the peer closed the connection (DTLS close_notify)".to_string()),
+            let mut viewer = Viewer {
+                buf: vec![0u8; SEND_BUFFER],
+                outbound,
+                est,
+                counters: Arc::clone(&session.counters),
             };
-            if let Some(remote) = remote {
-                self.engine.srtp.forget(remote);
-            }
-            r
+            viewer
+                .feed(self, session, reader, media, &self.paths.telemetry)
+                .await
         };
         tokio::select! {
             reason = close => reason,
@@ -210,96 +191,152 @@ impl WebrtcServer {
     }
 }
 
-fn tracks_codecs(tracks: &[crate::path::Track]) -> Vec<bool> {
-    tracks.iter().map(|t| t.is_video()).collect()
+/// One viewer's send side.
+struct Viewer {
+    buf: Vec<u8>,
+    outbound: Vec<Option<Outbound>>,
+    est: Established,
+    counters: Arc<SessionCounters>,
 }
 
-/// Sends the cached GOP, then live packets.
-async fn feed(
-    reader: &mut Reader,
-    outbound: &mut [Option<Outbound>],
-    state: &mut PcState,
-    session: &Session,
-    telemetry: &Telemetry,
-) -> Result<(), String> {
-    let counters = &session.counters;
-    let gop = std::mem::take(&mut reader.gop);
-    let mut first = true;
-    for pkt in &gop {
-        send(outbound, pkt, counters).await?;
-        if std::mem::take(&mut first) {
-            telemetry
-                .latencies
-                .record(op::FIRST_PACKET, session.created.elapsed(), true);
+impl Viewer {
+    /// Sends the cached GOP, then live packets; answers keyframe requests and sends sender
+    /// reports, until the stream ends or the peer is gone.
+    async fn feed(
+        &mut self,
+        server: &WebrtcServer,
+        session: &Session,
+        mut reader: Reader,
+        mut media: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+        telemetry: &Telemetry,
+    ) -> Result<(), String> {
+        let hub = Arc::clone(reader.hub());
+        let dtls = Arc::clone(&self.est.dtls);
+        let hung_up = async move {
+            let mut b = vec![0u8; SEND_BUFFER];
+            loop {
+                if let Err(e) = dtls.read(&mut b, None).await {
+                    return format!("the peer closed the connection (DTLS: {e})");
+                }
+            }
+        };
+        tokio::pin!(hung_up);
+        let mut tick = tokio::time::interval(REPORT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let gop = std::mem::take(&mut reader.gop);
+        let mut first = true;
+        for pkt in &gop {
+            self.send(pkt).await;
+            if std::mem::take(&mut first) {
+                telemetry
+                    .latencies
+                    .record(op::FIRST_PACKET, session.created.elapsed(), true);
+            }
         }
-    }
-    drop(gop);
-    loop {
-        tokio::select! {
-            pkt = reader.recv() => match pkt {
-                Some(pkt) => {
-                    send(outbound, &pkt, counters).await?;
+        drop(gop);
+        loop {
+            tokio::select! {
+                pkt = reader.recv() => {
+                    let Some(pkt) = pkt else { return Ok(()) };
+                    self.send(&pkt).await;
                     if std::mem::take(&mut first) {
                         telemetry.latencies.record(op::FIRST_PACKET, session.created.elapsed(), true);
                     }
+                    // Whatever else is queued, without a wake-up each.
+                    for _ in 1..BATCH {
+                        let Some(pkt) = reader.try_recv() else { break };
+                        self.send(&pkt).await;
+                    }
                 }
-                None => return Ok(()),
-            },
-            reason = state.ended() => return Err(reason),
+                Some(d) = media.recv() => self.inbound(&d, &hub),
+                _ = tick.tick() => {
+                    server.check_consent(session)?;
+                    self.sender_reports().await;
+                }
+                r = self.est.remote.changed() => {
+                    if r.is_ok() {
+                        if let Some(a) = *self.est.remote.borrow() {
+                            self.est.addr = a;
+                        }
+                    }
+                }
+                reason = &mut hung_up => return Err(reason),
+            }
         }
     }
-}
 
-async fn send(
-    outbound: &mut [Option<Outbound>],
-    pkt: &Packet,
-    counters: &SessionCounters,
-) -> Result<(), String> {
-    let Some(Some(out)) = outbound.get_mut(pkt.track as usize) else {
-        return Ok(());
-    };
-    counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-    counters
-        .bytes_sent
-        .fetch_add(12 + pkt.payload.len() as u64, Ordering::Relaxed);
-    let rtp = webrtc::rtp::packet::Packet {
-        header: webrtc::rtp::header::Header {
-            version: 2,
-            marker: pkt.marker,
-            sequence_number: out.seq,
-            timestamp: pkt.timestamp,
-            ..Default::default()
-        },
-        payload: pkt.payload.clone(),
-    };
-    out.seq = out.seq.wrapping_add(1);
-    out.track
-        .write_rtp(&rtp)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("write failed: {e}"))
-}
-
-/// Drains a sender's RTCP (the interceptors need it read) and turns PLI/FIR into keyframe
-/// requests for the path's source.
-///
-/// It also stops when the peer connection ends: `webrtc` 0.17's `read_rtcp` waits for ever
-/// when the connection was closed before the sender started (its stop notification fires
-/// only for waiters already there), which would keep the whole session alive.
-async fn read_rtcp(sender: Arc<RTCRtpSender>, hub: Arc<Hub>, mut state: PcState) {
-    loop {
-        let packets = tokio::select! {
-            r = sender.read_rtcp() => match r {
-                Ok((packets, _)) => packets,
-                Err(_) => return,
-            },
-            _ = state.ended() => return,
+    /// Writes the RTP header in front of the shared payload, protects the packet in place
+    /// and sends it. Nothing is allocated.
+    async fn send(&mut self, pkt: &Packet) {
+        let Some(Some(out)) = self.outbound.get_mut(pkt.track as usize) else {
+            return;
         };
-        for p in packets {
-            let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                hub.request_keyframe();
+        let len = 12 + pkt.payload.len();
+        if len + 16 > self.buf.len() {
+            debug!(len, "packet too large for the send buffer, dropped");
+            return;
+        }
+        let b = &mut self.buf;
+        b[0] = 0x80;
+        b[1] = (u8::from(pkt.marker) << 7) | out.payload_type;
+        b[2..4].copy_from_slice(&out.seq.to_be_bytes());
+        b[4..8].copy_from_slice(&pkt.timestamp.to_be_bytes());
+        b[8..12].copy_from_slice(&out.ssrc.to_be_bytes());
+        b[12..len].copy_from_slice(&pkt.payload);
+        out.seq = out.seq.wrapping_add(1);
+        out.sent.packets = out.sent.packets.wrapping_add(1);
+        out.sent.octets = out.sent.octets.wrapping_add(pkt.payload.len() as u32);
+        out.sent.last_rtp = pkt.timestamp;
+        out.sent.last_sent = Some(Instant::now());
+        let n = match self.est.crypto.rtp_out.protect(b, len) {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(error = %e, "SRTP protect failed, packet dropped");
+                return;
             }
+        };
+        self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_sent
+            .fetch_add(len as u64, Ordering::Relaxed);
+        // UDP: a failed send is a lost packet, not a reason to end the session.
+        if let Err(e) = self.est.socket.send_to(&b[..n], self.est.addr).await {
+            debug!(error = %e, "send failed");
+        }
+    }
+
+    /// RTCP from the viewer: keyframe requests go to the path's source.
+    fn inbound(&mut self, d: &[u8], hub: &Hub) {
+        if !rtcp::is_rtcp(d) {
+            return;
+        }
+        match self.est.crypto.unprotect_rtcp(d) {
+            Ok(packets) if rtcp::wants_keyframe(&packets) => hub.request_keyframe(),
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "viewer RTCP dropped"),
+        }
+    }
+
+    async fn sender_reports(&mut self) {
+        let reports: Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>> = self
+            .outbound
+            .iter()
+            .flatten()
+            .filter(|o| o.sent.packets > 0)
+            .map(|o| {
+                Box::new(rtcp::sender_report(o.ssrc, o.clock_rate, &o.sent))
+                    as Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>
+            })
+            .collect();
+        if reports.is_empty() {
+            return;
+        }
+        match self.est.crypto.protect_rtcp(&reports) {
+            Ok(p) => {
+                let _ = self.est.socket.send_to(&p, self.est.addr).await;
+            }
+            Err(e) => debug!(error = %e, "sender report not sent"),
         }
     }
 }

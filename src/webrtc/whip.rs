@@ -1,27 +1,29 @@
 //! WHIP publishers: a browser (or any WebRTC encoder) sends H.264 and Opus; the path's hub
-//! takes the packets as they are and asks the publisher for keyframes when readers need them.
+//! takes the packets as they are. We send receiver reports, and keyframe requests (PLI)
+//! when readers need one.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
-use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
-use webrtc::track::track_remote::TrackRemote;
 
-use super::engine::SessionCodecs;
-use super::sdp::{choose_h264, parse_offer};
-use super::session::{dtls_alert, remote_addr, PcState, Session, SessionCounters, SessionKind};
-use super::{complete_answer, set_offer, HttpError, WebrtcServer};
-use crate::media::rtp::RtpPacket;
+use super::answer::{self, Accepted, Section};
+use super::sdp::{choose_h264, parse_offer, Direction, OfferTransport};
+use super::session::{Session, SessionKind};
+use super::transport::rtcp::{self, ReceivedStats};
+use super::transport::PeerRx;
+use super::{Established, HttpError, WebrtcServer};
+use crate::media::rtp;
 use crate::path::ingest::{H264Mode, Ingest};
-use crate::path::{Hub, Publisher, Track};
+use crate::path::{Publisher, Track};
 
 /// At most one keyframe request per second per path: a keyframe costs the publisher
 /// bandwidth, and every viewer joining at once must not multiply that.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
+/// Receiver reports once a second (the publisher's congestion control reads the loss).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WebrtcServer {
     pub async fn whip_offer(
@@ -30,88 +32,84 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let medias = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        let offer = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         self.check_session_limit()?;
-        let mut codecs = SessionCodecs {
-            video: None,
-            video_pt: 0,
-            audio: None,
-            audio_pt: 0,
-        };
-        if let Some((c, _)) = medias
+        let mut sections: Vec<Section> = offer
+            .medias
             .iter()
-            .filter(|m| m.kind == "video")
-            .find_map(|m| choose_h264(m, None))
-        {
-            codecs.set_video(c);
+            .map(|m| Section {
+                offer: m,
+                accepted: None,
+            })
+            .collect();
+        // Payload type of each hub track, video first.
+        let mut tracks = Vec::new();
+        let mut payload_types = Vec::new();
+        for kind in ["video", "audio"] {
+            let chosen = sections.iter_mut().find_map(|sec| {
+                let m = sec.offer;
+                let usable = !m.disabled
+                    && m.kind == kind
+                    && matches!(m.direction, Direction::SendOnly | Direction::SendRecv);
+                if !usable {
+                    return None;
+                }
+                let codec = if kind == "video" {
+                    choose_h264(m, None)?.0.clone()
+                } else {
+                    m.codecs
+                        .iter()
+                        .find(|c| c.is("opus") && c.clock_rate == 48_000)?
+                        .clone()
+                };
+                Some((sec, codec))
+            });
+            let Some((sec, codec)) = chosen else { continue };
+            tracks.push(if kind == "video" {
+                Track::h264(Default::default())
+            } else {
+                Track::opus(2)
+            });
+            payload_types.push(codec.payload_type);
+            sec.accepted = Some(Accepted {
+                codec,
+                direction: Direction::RecvOnly,
+                ssrc: None,
+            });
         }
-        if let Some(c) = medias
-            .iter()
-            .filter(|m| m.kind == "audio")
-            .flat_map(|m| m.codecs.iter())
-            .find(|c| c.is("opus") && c.clock_rate == 48_000)
-        {
-            codecs.set_audio(c);
-        }
-        if codecs.video.is_none() && codecs.audio.is_none() {
+        if tracks.is_empty() {
             return Err(HttpError::NotAcceptable(
                 "the offer has no usable track: hubcast takes H.264 video (packetization-mode=1) and Opus audio".into(),
             ));
         }
-
-        // Hub tracks in a fixed order: video first (if any), then audio.
-        let mut tracks = Vec::new();
-        if codecs.video.is_some() {
-            tracks.push(Track::h264(Default::default()));
-        }
-        if codecs.audio.is_some() {
-            tracks.push(Track::opus(2));
-        }
         // Claim the path first: a busy path is refused before any WebRTC work.
         let publisher = self.paths.publish(path, tracks).map_err(HttpError::from)?;
 
-        let (pc, state) = self.new_peer_connection(&codecs).await?;
-        let has_video = codecs.video.is_some();
-        let ingest = Arc::new(Mutex::new(Ingest::new(
-            Arc::clone(&publisher.hub),
-            &[Some(0), Some(u8::from(has_video))],
-            H264Mode::Passthrough,
-        )));
-        let video_ssrc = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let counters: Arc<SessionCounters> = Arc::default();
-        on_tracks(
-            &pc,
-            Arc::clone(&ingest),
-            has_video,
-            Arc::clone(&video_ssrc),
-            Arc::clone(&counters),
+        let (ice, rx) = self.transport.register();
+        let (_, setup) = Self::dtls_role(&offer.transport);
+        let candidates = self.candidates().await;
+        let answer = answer::build(
+            &answer::Transport {
+                ice_ufrag: &ice.ufrag,
+                ice_pwd: &ice.pwd,
+                fingerprint: &self.transport.identity.fingerprint,
+                setup,
+                candidates: &candidates,
+            },
+            &sections,
         );
-
-        let negotiated = async {
-            set_offer(&pc, offer).await?;
-            complete_answer(&pc).await
-        };
-        let answer = match negotiated.await {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = pc.close().await;
-                return Err(e);
-            }
-        };
-        let answer = super::sdp::add_host_candidates(
-            &answer,
-            &self.additional_hosts().await,
-            self.engine.local_addr().port(),
-        );
-        let session =
-            self.sessions
-                .create(SessionKind::Whip, path, peer, Arc::clone(&pc), counters);
+        let session = self
+            .sessions
+            .create(SessionKind::Whip, path, peer, ice, Arc::default());
         publisher
             .hub
             .set_source_label("webRTCSession", session.id.clone());
         info!(path, peer = %peer, id = %session.id, "WHIP session started");
-        self.spawn_session(&session, state, move |server, s, state| async move {
-            server.run_publisher(&s, publisher, state, video_ssrc).await
+        let transport = offer.transport;
+        self.spawn_session(&session, move |server, s| async move {
+            server
+                .run_publisher(&s, publisher, rx, transport, payload_types)
+                .await
         });
         Ok((session, answer))
     }
@@ -122,25 +120,30 @@ impl WebrtcServer {
         &self,
         session: &Session,
         mut publisher: Publisher,
-        mut state: PcState,
-        video_ssrc: Arc<std::sync::atomic::AtomicU32>,
+        rx: PeerRx,
+        offer: OfferTransport,
+        payload_types: Vec<u8>,
     ) -> String {
         let close = session.close_requested();
-        let timeout = self.config().webrtc_handshake_timeout;
-        let alerts = self.engine.srtp.alerts();
+        let PeerRx {
+            dtls,
+            media,
+            remote,
+        } = rx;
         let hub = Arc::clone(&publisher.hub);
         let work = async {
-            self.handshake(session, &mut state, timeout).await?;
-            let remote = remote_addr(&session.pc).await;
-            let r = tokio::select! {
-                r = state.ended() => Err(r),
-                _ = dtls_alert(alerts, remote) => Err("the peer closed the connection (DTLS close_notify)".to_string()),
-                _ = forward_keyframe_requests(&hub, &session.pc, &video_ssrc) => Ok(()),
+            let est = self.establish(session, dtls, remote, &offer).await?;
+            let media_to_track: Vec<Option<u8>> =
+                (0..payload_types.len()).map(|i| Some(i as u8)).collect();
+            let ingest = Ingest::new(Arc::clone(&hub), &media_to_track, H264Mode::Passthrough);
+            let mut p = Publishing {
+                est,
+                ingest,
+                payload_types,
+                stats: Vec::new(),
+                video_ssrc: None,
             };
-            if let Some(remote) = remote {
-                self.engine.srtp.forget(remote);
-            }
-            r
+            p.receive(self, session, media).await
         };
         tokio::select! {
             reason = close => reason,
@@ -150,89 +153,175 @@ impl WebrtcServer {
     }
 }
 
-/// Reads each incoming track into the hub.
-fn on_tracks(
-    pc: &RTCPeerConnection,
-    ingest: Arc<Mutex<Ingest>>,
-    has_video: bool,
-    video_ssrc: Arc<std::sync::atomic::AtomicU32>,
-    counters: Arc<SessionCounters>,
-) {
-    pc.on_track(Box::new(move |track: Arc<TrackRemote>, _, _| {
-        let ingest = Arc::clone(&ingest);
-        let video_ssrc = Arc::clone(&video_ssrc);
-        let counters = Arc::clone(&counters);
-        Box::pin(async move {
-            let media = match track.kind() {
-                RTPCodecType::Video => {
-                    video_ssrc.store(track.ssrc(), std::sync::atomic::Ordering::Relaxed);
-                    0
+struct Publishing {
+    est: Established,
+    ingest: Ingest,
+    /// Payload type of each hub track (video first).
+    payload_types: Vec<u8>,
+    stats: Vec<ReceivedStats>,
+    video_ssrc: Option<u32>,
+}
+
+impl Publishing {
+    async fn receive(
+        &mut self,
+        server: &WebrtcServer,
+        session: &Session,
+        mut media: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    ) -> Result<(), String> {
+        let hub = Arc::clone(self.ingest.hub());
+        let dtls = Arc::clone(&self.est.dtls);
+        let hung_up = async move {
+            let mut b = vec![0u8; 1500];
+            loop {
+                if let Err(e) = dtls.read(&mut b, None).await {
+                    return format!("the peer closed the connection (DTLS: {e})");
                 }
-                RTPCodecType::Audio => usize::from(has_video),
-                _ => return,
-            };
-            tokio::spawn(read_track(track, ingest, media, counters));
-        })
-    }));
-}
-
-async fn read_track(
-    track: Arc<TrackRemote>,
-    ingest: Arc<Mutex<Ingest>>,
-    media: usize,
-    counters: Arc<SessionCounters>,
-) {
-    while let Ok((pkt, _)) = track.read_rtp().await {
-        counters
-            .packets_received
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        counters.bytes_received.fetch_add(
-            12 + pkt.payload.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let pkt = RtpPacket {
-            marker: pkt.header.marker,
-            payload_type: pkt.header.payload_type,
-            sequence: pkt.header.sequence_number,
-            timestamp: pkt.header.timestamp,
-            ssrc: pkt.header.ssrc,
-            payload: pkt.payload,
+            }
         };
-        let mut ingest = ingest.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = ingest.push_packet(media, &pkt) {
-            debug!(path = ingest.hub().path(), error = %e, "dropped WHIP packet");
-        }
-    }
-}
-
-/// Turns the hub's keyframe requests (readers joining, viewers' PLI/FIR, loss) into RTCP PLI
-/// to the publisher, at most one per `PLI_INTERVAL`.
-async fn forward_keyframe_requests(
-    hub: &Hub,
-    pc: &RTCPeerConnection,
-    video_ssrc: &std::sync::atomic::AtomicU32,
-) {
-    let mut requests = hub.keyframe_requests();
-    let mut last: Option<Instant> = None;
-    while requests.changed().await.is_ok() {
-        if let Some(since) = last.map(|l| l.elapsed()) {
-            if since < PLI_INTERVAL {
-                tokio::time::sleep(PLI_INTERVAL - since).await;
+        tokio::pin!(hung_up);
+        let mut tick = tokio::time::interval(REPORT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut requests = hub.keyframe_requests();
+        let mut last_pli: Option<Instant> = None;
+        // A request that came too soon after the last PLI: served when the interval is up.
+        let mut pli_due: Option<tokio::time::Instant> = None;
+        loop {
+            let pli_timer = async {
+                match pli_due {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                d = media.recv() => {
+                    let Some(d) = d else { return Err("transport closed".into()) };
+                    self.inbound(&d, session);
+                }
+                r = requests.changed() => {
+                    if r.is_err() {
+                        return Ok(());
+                    }
+                    requests.borrow_and_update();
+                    let now = Instant::now();
+                    match last_pli.map(|l| now.duration_since(l)) {
+                        Some(since) if since < PLI_INTERVAL => {
+                            pli_due.get_or_insert(tokio::time::Instant::now() + (PLI_INTERVAL - since));
+                        }
+                        _ => {
+                            self.send_pli().await;
+                            last_pli = Some(now);
+                        }
+                    }
+                }
+                () = pli_timer => {
+                    pli_due = None;
+                    self.send_pli().await;
+                    last_pli = Some(Instant::now());
+                }
+                _ = tick.tick() => {
+                    server.check_consent(session)?;
+                    self.receiver_reports().await;
+                }
+                r = self.est.remote.changed() => {
+                    if r.is_ok() {
+                        if let Some(a) = *self.est.remote.borrow() {
+                            self.est.addr = a;
+                        }
+                    }
+                }
+                reason = &mut hung_up => return Err(reason),
             }
         }
-        // Requests that arrived while we waited are served by this one PLI.
-        requests.borrow_and_update();
-        let ssrc = video_ssrc.load(std::sync::atomic::Ordering::Relaxed);
-        if ssrc == 0 {
-            continue;
+    }
+
+    fn inbound(&mut self, d: &[u8], session: &Session) {
+        if rtcp::is_rtcp(d) {
+            match self.est.crypto.unprotect_rtcp(d) {
+                Ok(packets) => {
+                    for s in &mut self.stats {
+                        if let Some(ntp) = rtcp::sender_report_ntp(&packets, s.ssrc) {
+                            s.sender_report(ntp);
+                        }
+                    }
+                }
+                Err(e) => debug!(error = %e, "publisher RTCP dropped"),
+            }
+            return;
         }
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc: ssrc,
+        let plain = match self.est.crypto.unprotect_rtp(d) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "publisher RTP dropped");
+                return;
+            }
         };
-        if let Err(e) = pc.write_rtcp(&[Box::new(pli)]).await {
-            debug!(path = hub.path(), error = %e, "PLI not sent");
+        let pkt = match rtp::parse(&plain) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "publisher RTP unparsable");
+                return;
+            }
+        };
+        let Some(track) = self
+            .payload_types
+            .iter()
+            .position(|&pt| pt == pkt.payload_type)
+        else {
+            // RTX or FEC we did not negotiate.
+            return;
+        };
+        let c = &session.counters;
+        c.packets_received.fetch_add(1, Ordering::Relaxed);
+        c.bytes_received
+            .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        match self.stats.iter_mut().find(|s| s.ssrc == pkt.ssrc) {
+            Some(s) => s.packet(pkt.sequence),
+            None => {
+                let mut s = ReceivedStats::new(pkt.ssrc);
+                s.packet(pkt.sequence);
+                self.stats.push(s);
+            }
         }
-        last = Some(Instant::now());
+        if track == 0
+            && self
+                .ingest
+                .hub()
+                .tracks()
+                .first()
+                .is_some_and(Track::is_video)
+        {
+            self.video_ssrc = Some(pkt.ssrc);
+        }
+        if let Err(e) = self.ingest.push_packet(track, &pkt) {
+            debug!(path = self.ingest.hub().path(), error = %e, "dropped WHIP packet");
+        }
+    }
+
+    async fn send_pli(&mut self) {
+        let Some(ssrc) = self.video_ssrc else { return };
+        self.send_rtcp(vec![Box::new(rtcp::pli(ssrc))]).await;
+    }
+
+    async fn receiver_reports(&mut self) {
+        let reports: Vec<_> = self.stats.iter_mut().filter_map(|s| s.report()).collect();
+        if reports.is_empty() {
+            return;
+        }
+        self.send_rtcp(vec![Box::new(rtcp::receiver_report(reports))])
+            .await;
+    }
+
+    async fn send_rtcp(
+        &mut self,
+        packets: Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>,
+    ) {
+        match self.est.crypto.protect_rtcp(&packets) {
+            Ok(p) => {
+                let socket = Arc::clone(&self.est.socket);
+                let _ = socket.send_to(&p, self.est.addr).await;
+            }
+            Err(e) => debug!(error = %e, "RTCP to the publisher not sent"),
+        }
     }
 }

@@ -1,0 +1,323 @@
+//! DTLS-SRTP for one peer (RFC 5763/5764) with the `dtls` crate, over the shared socket.
+//!
+//! As DTLS server we choose the SRTP profile in *our* order: the ClientHello's `use_srtp`
+//! list is read (reassembled if fragmented) before the DTLS stack sees it, and the stack is
+//! then given only the profile we picked, because `dtls` 0.17 would take the client's first.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use webrtc::dtls::config::{ClientAuthType, Config as DtlsConfig, ExtendedMasterSecretType};
+use webrtc::dtls::conn::DTLSConn;
+use webrtc::dtls::crypto::Certificate;
+use webrtc::util::{Conn, KeyingMaterialExporter};
+
+use crate::config::SrtpProfile;
+use crate::webrtc::dtls_sniff::{profile_name, ClientHelloAssembler, ClientHelloError};
+
+/// RFC 5764 4.2.
+const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
+
+/// The server's DTLS certificate, shared by all sessions (WebRTC certificates are
+/// self-signed; the peer trusts the fingerprint in our answer).
+pub struct Identity {
+    pub certificate: Certificate,
+    /// `sha-256 AB:CD:...` as written in `a=fingerprint`.
+    pub fingerprint: String,
+}
+
+impl Identity {
+    pub fn generate() -> anyhow::Result<Identity> {
+        let certificate = Certificate::generate_self_signed(vec!["hubcast".to_owned()])
+            .map_err(|e| anyhow::anyhow!("DTLS certificate: {e}"))?;
+        let der = certificate
+            .certificate
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("DTLS certificate: empty chain"))?;
+        let fingerprint = format!("sha-256 {}", hex_fingerprint(&ring::digest::SHA256, der));
+        Ok(Identity {
+            certificate,
+            fingerprint,
+        })
+    }
+}
+
+fn hex_fingerprint(alg: &'static ring::digest::Algorithm, der: &[u8]) -> String {
+    let d = ring::digest::digest(alg, der);
+    d.as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The peer's `a=fingerprint`: hash name and colon-separated hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub algorithm: String,
+    pub value: String,
+}
+
+impl Fingerprint {
+    /// Does this certificate (DER) hash to the fingerprint?
+    fn matches(&self, der: &[u8]) -> Result<bool, DtlsError> {
+        let alg = match self.algorithm.to_ascii_lowercase().as_str() {
+            "sha-256" => &ring::digest::SHA256,
+            "sha-384" => &ring::digest::SHA384,
+            "sha-512" => &ring::digest::SHA512,
+            other => return Err(DtlsError::FingerprintAlgorithm(other.to_string())),
+        };
+        Ok(hex_fingerprint(alg, der).eq_ignore_ascii_case(&self.value))
+    }
+}
+
+/// Which end of the DTLS handshake we are (from the offer's `a=setup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The offer said `actpass` or `active`: we answer `passive` and choose the profile.
+    Server,
+    /// The offer said `passive`: we answer `active`, and the peer chooses.
+    Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DtlsError {
+    #[error("{0}")]
+    ClientHello(#[from] ClientHelloError),
+    #[error("the peer offers SRTP profiles [{offered}], none of webrtcSRTPProfiles [{ours}]")]
+    NoCommonProfile { offered: String, ours: String },
+    #[error("DTLS handshake failed: {0}")]
+    Handshake(String),
+    #[error("the peer's DTLS certificate does not match the fingerprint in its offer")]
+    FingerprintMismatch,
+    #[error("the offer's fingerprint uses {0:?}; hubcast checks sha-256, sha-384 and sha-512")]
+    FingerprintAlgorithm(String),
+    #[error("the peer sent no certificate")]
+    NoCertificate,
+    #[error("the DTLS stack chose an SRTP profile it was not offered ({0:?})")]
+    UnexpectedProfile(String),
+    #[error("keying material export failed: {0}")]
+    Export(String),
+    #[error("the peer went away during the DTLS handshake")]
+    Gone,
+}
+
+/// Master keys and salts for both directions.
+pub struct Keys {
+    pub profile: SrtpProfile,
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+}
+
+/// An established DTLS association.
+pub struct Secured {
+    pub conn: Arc<DTLSConn>,
+    pub keys: Keys,
+}
+
+/// Runs the handshake: waits for the ClientHello (server role) to choose the profile, then
+/// lets the `dtls` crate finish; checks the peer's certificate against its offer and
+/// exports the SRTP keys.
+pub async fn handshake(
+    socket: Arc<UdpSocket>,
+    mut rx: mpsc::Receiver<Bytes>,
+    remote: watch::Receiver<Option<SocketAddr>>,
+    role: Role,
+    prefs: &[SrtpProfile],
+    identity: &Identity,
+    expected: &Fingerprint,
+) -> Result<Secured, DtlsError> {
+    let mut early = VecDeque::new();
+    let profiles = match role {
+        Role::Client => prefs.to_vec(),
+        Role::Server => {
+            let mut hello = ClientHelloAssembler::default();
+            let offered = loop {
+                let d = rx.recv().await.ok_or(DtlsError::Gone)?;
+                let done = hello.push(&d)?;
+                early.push_back(d);
+                if let Some(offered) = done {
+                    break offered;
+                }
+            };
+            let chosen = prefs
+                .iter()
+                .copied()
+                .find(|p| offered.contains(&(p.to_dtls() as u16)));
+            match chosen {
+                Some(p) => vec![p],
+                None => {
+                    return Err(DtlsError::NoCommonProfile {
+                        offered: offered
+                            .iter()
+                            .map(|&p| profile_name(p))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        ours: prefs
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+                }
+            }
+        }
+    };
+    let link = Arc::new(Link {
+        socket,
+        early: Mutex::new(early),
+        rx: tokio::sync::Mutex::new(rx),
+        remote,
+        closed: AtomicBool::new(false),
+    });
+    let config = DtlsConfig {
+        certificates: vec![identity.certificate.clone()],
+        srtp_protection_profiles: profiles.iter().map(|p| p.to_dtls()).collect(),
+        client_auth: ClientAuthType::RequireAnyClientCert,
+        extended_master_secret: ExtendedMasterSecretType::Request,
+        // Self-signed on both sides: the fingerprint check below is the authentication.
+        insecure_skip_verify: true,
+        ..Default::default()
+    };
+    let conn = DTLSConn::new(
+        Arc::clone(&link) as Arc<dyn Conn + Send + Sync>,
+        config,
+        role == Role::Client,
+        None,
+    )
+    .await
+    .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+    let conn = Arc::new(conn);
+    let state = conn.connection_state().await;
+    let cert = state
+        .peer_certificates
+        .first()
+        .ok_or(DtlsError::NoCertificate)?;
+    if !expected.matches(cert)? {
+        return Err(DtlsError::FingerprintMismatch);
+    }
+    let selected = conn.selected_srtpprotection_profile();
+    let profile = profiles
+        .iter()
+        .copied()
+        .find(|p| p.to_dtls() == selected)
+        .ok_or_else(|| DtlsError::UnexpectedProfile(format!("{selected:?}")))?;
+    let (key_len, salt_len) = match profile {
+        SrtpProfile::AeadAes128Gcm => (16, 12),
+        SrtpProfile::AeadAes256Gcm => (32, 12),
+        SrtpProfile::AesCm128HmacSha1_80 => (16, 14),
+    };
+    let m = state
+        .export_keying_material(EXPORTER_LABEL, &[], 2 * (key_len + salt_len))
+        .await
+        .map_err(|e| DtlsError::Export(e.to_string()))?;
+    // client_key | server_key | client_salt | server_salt
+    let (ck, rest) = m.split_at(key_len);
+    let (sk, rest) = rest.split_at(key_len);
+    let (cs, ss) = rest.split_at(salt_len);
+    let (local_key, local_salt, remote_key, remote_salt) = match role {
+        Role::Server => (sk, ss, ck, cs),
+        Role::Client => (ck, cs, sk, ss),
+    };
+    Ok(Secured {
+        conn,
+        keys: Keys {
+            profile,
+            local_key: local_key.to_vec(),
+            local_salt: local_salt.to_vec(),
+            remote_key: remote_key.to_vec(),
+            remote_salt: remote_salt.to_vec(),
+        },
+    })
+}
+
+/// The shared socket as one peer's DTLS stack sees it: records from that peer only (the
+/// transport routes them here), sent to the address ICE chose.
+struct Link {
+    socket: Arc<UdpSocket>,
+    /// Datagrams read before the stack existed (the ClientHello).
+    early: Mutex<VecDeque<Bytes>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    remote: watch::Receiver<Option<SocketAddr>>,
+    closed: AtomicBool,
+}
+
+impl Link {
+    fn closed_error() -> webrtc::util::Error {
+        webrtc::util::Error::ErrUseClosedNetworkConn
+    }
+}
+
+#[async_trait]
+impl Conn for Link {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc::util::Result<()> {
+        Ok(())
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> webrtc::util::Result<usize> {
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        let d = match early {
+            Some(d) => Some(d),
+            None if self.closed.load(Ordering::Acquire) => None,
+            None => self.rx.lock().await.recv().await,
+        };
+        match d {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => {
+                // The DTLS reader retries after errors: keep it from spinning until the
+                // connection is dropped.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(Self::closed_error())
+            }
+        }
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
+        let n = self.recv(buf).await?;
+        let from = (*self.remote.borrow()).ok_or_else(Self::closed_error)?;
+        Ok((n, from))
+    }
+
+    async fn send(&self, buf: &[u8]) -> webrtc::util::Result<usize> {
+        let to = (*self.remote.borrow()).ok_or_else(Self::closed_error)?;
+        Ok(self.socket.send_to(buf, to).await?)
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc::util::Result<usize> {
+        Ok(self.socket.send_to(buf, target).await?)
+    }
+
+    fn local_addr(&self) -> webrtc::util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        *self.remote.borrow()
+    }
+
+    async fn close(&self) -> webrtc::util::Result<()> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
