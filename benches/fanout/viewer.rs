@@ -259,16 +259,18 @@ pub async fn connect(shared: Arc<Shared>) -> Result<Viewer, ConnectError> {
             Some(post_ms),
         ));
     }
-    if answer.setup != "active" {
-        return Err(fail(
-            "answer",
-            format!(
-                "expected a=setup:active in the answer, got {:?}",
-                answer.setup
-            ),
-            Some(post_ms),
-        ));
-    }
+    // Our offer says actpass: the answer decides who runs the DTLS handshake.
+    let dtls_client = match answer.setup.as_str() {
+        "passive" => true,
+        "active" => false,
+        other => {
+            return Err(fail(
+                "answer",
+                format!("expected a=setup:passive or active in the answer, got {other:?}"),
+                Some(post_ms),
+            ))
+        }
+    };
     let Some(&h264_pt) = answer.h264_pts.first() else {
         return Err(fail("answer", "no H264 in the answer", Some(post_ms)));
     };
@@ -283,6 +285,7 @@ pub async fn connect(shared: Arc<Shared>) -> Result<Viewer, ConnectError> {
     let counters = Arc::new(Counters::default());
     let (dtls_tx, dtls_rx) = mpsc::channel::<Vec<u8>>(64);
     let (first_tx, first_rx) = oneshot::channel::<Instant>();
+    let (ice_tx, ice_rx) = oneshot::channel::<()>();
     let ice = IceCreds {
         local_ufrag: ufrag,
         local_pwd: pwd,
@@ -296,6 +299,7 @@ pub async fn connect(shared: Arc<Shared>) -> Result<Viewer, ConnectError> {
         h264_pt,
         dtls_tx,
         first_tx,
+        ice_tx,
         Arc::clone(&counters),
         Arc::clone(&shared),
     ));
@@ -316,9 +320,21 @@ pub async fn connect(shared: Arc<Shared>) -> Result<Viewer, ConnectError> {
         insecure_skip_verify: true,
         ..Default::default()
     };
+    // ICE first, as browsers do: the server routes DTLS by the address a check proved.
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(15), ice_rx).await,
+        Ok(Ok(()))
+    ) {
+        io.abort();
+        return Err(fail(
+            "ice",
+            "no STUN binding success from the server within 15 s",
+            Some(post_ms),
+        ));
+    }
     let dtls = match tokio::time::timeout(
         Duration::from_secs(15),
-        DTLSConn::new(conn, config, false, None),
+        DTLSConn::new(conn, config, dtls_client, None),
     )
     .await
     {
@@ -439,11 +455,13 @@ async fn io_loop(
     h264_pt: u8,
     dtls_tx: mpsc::Sender<Vec<u8>>,
     first_tx: oneshot::Sender<Instant>,
+    ice_tx: oneshot::Sender<()>,
     c: Arc<Counters>,
     shared: Arc<Shared>,
 ) {
     let tie_breaker: u64 = rand::random();
     let mut first_tx = Some(first_tx);
+    let mut ice_tx = Some(ice_tx);
     let mut ice_ok = false;
     let mut last_seq: Option<u16> = None;
     let mut buf = vec![0u8; 4096];
@@ -528,6 +546,9 @@ async fn io_loop(
                             }
                         } else if m.typ == BINDING_SUCCESS && !ice_ok {
                             ice_ok = true;
+                            if let Some(tx) = ice_tx.take() {
+                                let _ = tx.send(());
+                            }
                             timer
                                 .as_mut()
                                 .reset(tokio::time::Instant::now() + Duration::from_secs(2));
