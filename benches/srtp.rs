@@ -1,6 +1,8 @@
 //! SRTP protection per 1200-byte RTP packet: hubcast's in-place `SrtpSender::protect_rtp`
 //! against `webrtc_srtp::Context::encrypt_rtp` (which allocates its output), for
-//! AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80.
+//! AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80; and the whole per-viewer send path short of
+//! the socket (`Outbound::write`: RTP header + shared payload into the viewer's buffer,
+//! protect in place).
 //!
 //! ```sh
 //! cargo bench --bench srtp -- --warm-up-time 1 --measurement-time 3
@@ -8,8 +10,12 @@
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hubcast::path::Packet;
 use hubcast::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
+use hubcast::webrtc::transport::outbound::Outbound;
+use hubcast::webrtc::transport::rtcp::RtpProtector;
 use webrtc_srtp::context::Context;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
@@ -66,6 +72,29 @@ fn bench(c: &mut Criterion) {
                 pkt[2..4].copy_from_slice(&seq.to_be_bytes());
                 black_box(ctx.encrypt_rtp(black_box(&pkt)).unwrap())
             })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("send_path_1188B_payload");
+    g.throughput(Throughput::Elements(1));
+    let pkt = Packet {
+        track: 0,
+        timestamp: 90_000,
+        marker: false,
+        au_start: false,
+        keyframe: false,
+        payload: Bytes::from(plain[12..].to_vec()),
+    };
+    for (name, profile) in [
+        ("gcm", Profile::AeadAes128Gcm),
+        ("cm_hmac_sha1_80", Profile::AesCm128HmacSha1_80),
+    ] {
+        let mut srtp = RtpProtector::InPlace(SrtpSender::new(profile, &keys(profile)).unwrap());
+        let mut out = Outbound::new(0xdead_beef, 102, 90_000, 0);
+        let mut buf = [0u8; 1500];
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(out.write(&mut buf, black_box(&pkt), &mut srtp).unwrap()))
         });
     }
     g.finish();

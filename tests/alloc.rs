@@ -1,5 +1,6 @@
-//! Allocations on the media path, counted: the hub's fan-out to 50 readers and SRTP
-//! protection (GCM) of every reader's copy into a reusable per-reader buffer.
+//! Allocations on the media path, counted: the hub's fan-out to 50 readers, and what each
+//! viewer's task does per packet (`Outbound::write`: RTP header and payload into its
+//! reusable buffer, SRTP AES-GCM in place), i.e. everything between the hub and the socket.
 //!
 //! A counting wrapper around the system allocator counts allocations (alloc, alloc_zeroed,
 //! realloc) per thread, so other tests running in parallel threads do not disturb the count.
@@ -10,6 +11,8 @@ use std::cell::Cell;
 use bytes::Bytes;
 use hubcast::path::{Hub, Packet, Track};
 use hubcast::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
+use hubcast::webrtc::transport::outbound::Outbound;
+use hubcast::webrtc::transport::rtcp::RtpProtector;
 
 struct Counting;
 
@@ -51,9 +54,8 @@ const PACKETS: u64 = 1000;
 const WARMUP: u64 = 2000;
 
 struct Viewer {
-    srtp: SrtpSender,
-    ssrc: u32,
-    seq: u16,
+    srtp: RtpProtector,
+    out: Outbound,
     scratch: [u8; 1500],
 }
 
@@ -67,9 +69,8 @@ fn media_path_allocations() {
     };
     let mut viewers: Vec<Viewer> = (0..READERS)
         .map(|i| Viewer {
-            srtp: SrtpSender::new(Profile::AeadAes128Gcm, &keys).unwrap(),
-            ssrc: 0x1000 + i as u32,
-            seq: (i as u16).wrapping_mul(1311),
+            srtp: RtpProtector::InPlace(SrtpSender::new(Profile::AeadAes128Gcm, &keys).unwrap()),
+            out: Outbound::new(0x1000 + i as u32, 96, 90_000, (i as u16).wrapping_mul(1311)),
             scratch: [0; 1500],
         })
         .collect();
@@ -109,18 +110,7 @@ fn media_path_allocations() {
         for (p, v) in received.iter().zip(viewers.iter_mut()) {
             let p = p.as_ref().expect("every reader gets every packet");
             sent += 1;
-            // What the viewer transport does per packet: header + payload into its scratch
-            // buffer, protect in place.
-            v.seq = v.seq.wrapping_add(1);
-            let h = &mut v.scratch[..12];
-            h[0] = 0x80;
-            h[1] = 96 | if p.marker { 0x80 } else { 0 };
-            h[2..4].copy_from_slice(&v.seq.to_be_bytes());
-            h[4..8].copy_from_slice(&p.timestamp.to_be_bytes());
-            h[8..12].copy_from_slice(&v.ssrc.to_be_bytes());
-            let len = 12 + p.payload.len();
-            v.scratch[12..len].copy_from_slice(&p.payload);
-            protected_bytes += v.srtp.protect_rtp(&mut v.scratch, len).unwrap();
+            protected_bytes += v.out.write(&mut v.scratch, p, &mut v.srtp).unwrap();
         }
         srtp_allocs += allocs() - before;
         drop(received);

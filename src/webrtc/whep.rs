@@ -5,14 +5,16 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted, Section};
 use super::sdp::{choose_h264, parse_offer, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
-use super::transport::rtcp::{self, SentCounts};
+use super::transport::gso::Batch;
+use super::transport::outbound::Outbound;
+use super::transport::rtcp;
 use super::transport::PeerRx;
 use super::{Established, HttpError, WebrtcServer};
 use crate::path::{Codec, Hub, Packet, Reader};
@@ -21,19 +23,10 @@ use crate::stats::{op, Telemetry};
 /// RTP header (no CSRC, no extension) + the largest payload the repacketizer emits + the
 /// largest SRTP tag, with room to spare: one buffer per viewer, reused for every packet.
 const SEND_BUFFER: usize = 1500;
-/// Packets sent per wake-up before yielding to the reader queue's waker again.
-const BATCH: usize = 32;
+/// Packets taken per wake-up and sent together (one GSO send when their sizes allow).
+const BATCH: usize = 16;
 /// Sender reports once a second: receivers need them for lip sync.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How one hub track goes out to this viewer.
-struct Outbound {
-    ssrc: u32,
-    payload_type: u8,
-    clock_rate: u32,
-    seq: u16,
-    sent: SentCounts,
-}
 
 impl WebrtcServer {
     /// Handles a WHEP offer: returns the session and the complete answer.
@@ -102,13 +95,12 @@ impl WebrtcServer {
                 continue;
             };
             let ssrc: u32 = rand::random();
-            outbound.push(Some(Outbound {
+            outbound.push(Some(Outbound::new(
                 ssrc,
-                payload_type: codec.payload_type,
-                clock_rate: codec.clock_rate,
-                seq: rand::random(),
-                sent: SentCounts::default(),
-            }));
+                codec.payload_type,
+                codec.clock_rate,
+                rand::random(),
+            )));
             sec.accepted = Some(Accepted {
                 codec,
                 direction: Direction::SendOnly,
@@ -172,7 +164,7 @@ impl WebrtcServer {
                 .add_reader_as("webRTCSession", session.id.clone())
                 .map_err(|e| e.to_string())?;
             let mut viewer = Viewer {
-                buf: vec![0u8; SEND_BUFFER],
+                batch: Batch::new(BATCH, SEND_BUFFER),
                 outbound,
                 est,
                 counters: Arc::clone(&session.counters),
@@ -193,7 +185,8 @@ impl WebrtcServer {
 
 /// One viewer's send side.
 struct Viewer {
-    buf: Vec<u8>,
+    /// The packets of one wake-up, sent together.
+    batch: Batch,
     outbound: Vec<Option<Outbound>>,
     est: Established,
     counters: Arc<SessionCounters>,
@@ -234,6 +227,7 @@ impl Viewer {
                     .record(op::FIRST_PACKET, session.created.elapsed(), true);
             }
         }
+        self.flush().await;
         drop(gop);
         loop {
             tokio::select! {
@@ -248,6 +242,7 @@ impl Viewer {
                         let Some(pkt) = reader.try_recv() else { break };
                         self.send(&pkt).await;
                     }
+                    self.flush().await;
                 }
                 Some(d) = media.recv() => self.inbound(&d, &hub),
                 _ = tick.tick() => {
@@ -266,42 +261,31 @@ impl Viewer {
         }
     }
 
-    /// Writes the RTP header in front of the shared payload, protects the packet in place
-    /// and sends it. Nothing is allocated.
+    /// Writes and protects the packet in the viewer's buffer and sends it. Nothing is
+    /// allocated.
     async fn send(&mut self, pkt: &Packet) {
         let Some(Some(out)) = self.outbound.get_mut(pkt.track as usize) else {
             return;
         };
-        let len = 12 + pkt.payload.len();
-        if len + 16 > self.buf.len() {
-            debug!(len, "packet too large for the send buffer, dropped");
-            return;
-        }
-        let b = &mut self.buf;
-        b[0] = 0x80;
-        b[1] = (u8::from(pkt.marker) << 7) | out.payload_type;
-        b[2..4].copy_from_slice(&out.seq.to_be_bytes());
-        b[4..8].copy_from_slice(&pkt.timestamp.to_be_bytes());
-        b[8..12].copy_from_slice(&out.ssrc.to_be_bytes());
-        b[12..len].copy_from_slice(&pkt.payload);
-        out.seq = out.seq.wrapping_add(1);
-        out.sent.packets = out.sent.packets.wrapping_add(1);
-        out.sent.octets = out.sent.octets.wrapping_add(pkt.payload.len() as u32);
-        out.sent.last_rtp = pkt.timestamp;
-        out.sent.last_sent = Some(Instant::now());
-        let n = match self.est.crypto.rtp_out.protect(b, len) {
+        let n = match out.write(self.batch.next_slot(), pkt, &mut self.est.crypto.rtp_out) {
             Ok(n) => n,
             Err(e) => {
-                debug!(error = %e, "SRTP protect failed, packet dropped");
+                debug!(error = %e, "packet not protected, dropped");
                 return;
             }
         };
         self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_sent
-            .fetch_add(len as u64, Ordering::Relaxed);
+            .fetch_add(12 + pkt.payload.len() as u64, Ordering::Relaxed);
         // UDP: a failed send is a lost packet, not a reason to end the session.
-        if let Err(e) = self.est.socket.send_to(&b[..n], self.est.addr).await {
+        if let Err(e) = self.batch.push(n, &self.est.socket, self.est.addr).await {
+            debug!(error = %e, "send failed");
+        }
+    }
+
+    async fn flush(&mut self) {
+        if let Err(e) = self.batch.flush(&self.est.socket, self.est.addr).await {
             debug!(error = %e, "send failed");
         }
     }

@@ -8,7 +8,9 @@
 //! a valid binding request registered. Sessions send media straight to the socket.
 
 pub mod dtls;
+pub mod gso;
 pub mod ice;
+pub mod outbound;
 pub mod peer;
 pub mod rtcp;
 
