@@ -1,12 +1,12 @@
-//! Batched sends to one viewer with UDP generic segmentation offload (Linux `UDP_SEGMENT`):
-//! the packets of a frame that are queued together go down in one `sendmsg`, and the kernel
-//! runs its per-datagram send path (route lookup, skb setup, queueing) once per batch
-//! instead of once per packet. Profiles of the send path put ~80 % of the server's CPU in
-//! the kernel's `sendto`, so this is where the cost per viewer is.
+//! Batched sends to one viewer: the packets queued together go down in one `sendmmsg`, as
+//! runs of equal-size datagrams with UDP generic segmentation offload (Linux `UDP_SEGMENT`),
+//! so the kernel runs its per-datagram send path (route lookup, skb setup, queueing) once
+//! per run instead of once per packet. Profiles of the send path put ~80 % of the server's
+//! CPU in the kernel's `sendto`, so this is where the cost per viewer is.
 //!
-//! GSO wants every segment but the last to have the same size, which the repacketizer's
-//! FU-A fragments of a frame do. Where GSO is refused (old kernel, odd device) the batch
-//! goes out packet by packet, and GSO stays off for the process.
+//! GSO wants every segment of a run but the last to have the same size, which the
+//! repacketizer's FU-A fragments of a NAL unit do. Where GSO is refused (old kernel, odd
+//! device) runs go out packet by packet, and GSO stays off for the process.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,102 +19,116 @@ use tokio::net::UdpSocket;
 const SOL_UDP: libc::c_int = 17;
 const UDP_SEGMENT: libc::c_int = 103;
 /// The kernel's limit on segments per GSO send (`UDP_MAX_SEGMENTS`).
-pub const MAX_SEGMENTS: usize = 64;
+const MAX_SEGMENTS: usize = 64;
 
 static GSO_OFF: AtomicBool = AtomicBool::new(false);
 
-/// Datagrams queued for one destination, back to back in one buffer. Write a datagram
-/// into `next_slot()`, then `push` its length.
-pub struct Batch {
-    buf: Vec<u8>,
-    /// Size of every datagram but possibly the last.
+/// Runs per batch at most (a batch never holds more datagrams than this either).
+pub const MAX_RUNS: usize = 16;
+
+/// Equal-size datagrams (but the last) back to back in the batch buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    start: usize,
     seg: usize,
     count: usize,
     last_len: usize,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        (self.count - 1) * self.seg + self.last_len
+    }
+
+    /// Can a datagram of `len` bytes follow?
+    fn takes(&self, len: usize) -> bool {
+        self.last_len == self.seg && len <= self.seg && self.count < MAX_SEGMENTS
+    }
+}
+
+/// Datagrams queued for one destination, back to back in one buffer. Write a datagram
+/// into `next_slot()`, then `push` its length; `flush` sends them all.
+pub struct Batch {
+    buf: Vec<u8>,
+    runs: [Run; MAX_RUNS],
+    nruns: usize,
+    packets: usize,
+    used: usize,
     max: usize,
     slot: usize,
 }
 
 impl Batch {
-    /// Room for `max` datagrams of up to `slot` bytes each.
+    /// Room for `max` datagrams (at most `MAX_RUNS`) of up to `slot` bytes each.
     pub fn new(max: usize, slot: usize) -> Batch {
-        let max = max.clamp(1, MAX_SEGMENTS);
+        let max = max.clamp(1, MAX_RUNS);
         Batch {
-            // One slot more: a datagram written after the last that fits.
-            buf: vec![0; (max + 1) * slot],
-            seg: 0,
-            count: 0,
-            last_len: 0,
+            buf: vec![0; max * slot],
+            runs: [Run::default(); MAX_RUNS],
+            nruns: 0,
+            packets: 0,
+            used: 0,
             max,
             slot,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    fn used(&self) -> usize {
-        self.count.saturating_sub(1) * self.seg + self.last_len
+        self.packets == 0
     }
 
     /// Where to write the next datagram (`slot` bytes).
     pub fn next_slot(&mut self) -> &mut [u8] {
-        let off = self.used();
-        &mut self.buf[off..off + self.slot]
+        &mut self.buf[self.used..self.used + self.slot]
     }
 
-    /// Takes the `len` bytes written into `next_slot` into the batch; sends the batch first
-    /// when they cannot join it (a different size, or after a short one), and sends it
-    /// when it is full.
+    /// Takes the `len` bytes written into `next_slot` into the batch; sends the batch when
+    /// it is full.
     pub async fn push(&mut self, len: usize, socket: &UdpSocket, to: SocketAddr) -> io::Result<()> {
-        let fits = self.count == 0
-            || (self.last_len == self.seg && len <= self.seg && self.count < self.max);
-        if !fits {
-            let from = self.used();
-            let r = self.flush(socket, to).await;
-            self.buf.copy_within(from..from + len, 0);
-            self.take(len);
-            r?;
-        } else {
-            self.take(len);
+        match self.runs[..self.nruns].last_mut() {
+            Some(run) if run.takes(len) => {
+                run.count += 1;
+                run.last_len = len;
+            }
+            _ => {
+                self.runs[self.nruns] = Run {
+                    start: self.used,
+                    seg: len,
+                    count: 1,
+                    last_len: len,
+                };
+                self.nruns += 1;
+            }
         }
-        if self.count >= self.max {
+        self.used += len;
+        self.packets += 1;
+        if self.packets >= self.max {
             return self.flush(socket, to).await;
         }
         Ok(())
     }
 
-    fn take(&mut self, len: usize) {
-        if self.count == 0 {
-            self.seg = len;
-        }
-        self.count += 1;
-        self.last_len = len;
-    }
-
     /// Sends the batch to `to` and empties it. A send error loses these packets only.
     pub async fn flush(&mut self, socket: &UdpSocket, to: SocketAddr) -> io::Result<()> {
-        let used = self.used();
-        let (count, seg) = (self.count, self.seg);
-        self.count = 0;
-        self.last_len = 0;
-        if count == 0 {
-            return Ok(());
-        }
-        if count == 1 || GSO_OFF.load(Ordering::Relaxed) {
-            return send_each(socket, &self.buf[..used], seg, to).await;
-        }
-        let data = &self.buf[..used];
-        match send_gso(socket, data, seg, to).await {
-            Ok(()) => Ok(()),
-            Err(e) if gso_unsupported(&e) => {
-                GSO_OFF.store(true, Ordering::Relaxed);
-                tracing::info!(error = %e, "UDP GSO refused by the kernel; sending packet by packet");
-                send_each(socket, data, seg, to).await
+        let runs = &self.runs[..self.nruns];
+        let r = if runs.is_empty() {
+            Ok(())
+        } else if GSO_OFF.load(Ordering::Relaxed) {
+            send_each(socket, &self.buf, runs, to).await
+        } else {
+            match send_runs(socket, &self.buf, runs, to).await {
+                Err(e) if gso_unsupported(&e) => {
+                    GSO_OFF.store(true, Ordering::Relaxed);
+                    tracing::info!(error = %e, "UDP GSO refused by the kernel; sending packet by packet");
+                    send_each(socket, &self.buf, runs, to).await
+                }
+                r => r,
             }
-            Err(e) => Err(e),
-        }
+        };
+        self.nruns = 0;
+        self.packets = 0;
+        self.used = 0;
+        r
     }
 }
 
@@ -125,58 +139,78 @@ fn gso_unsupported(e: &io::Error) -> bool {
     )
 }
 
-async fn send_each(socket: &UdpSocket, data: &[u8], seg: usize, to: SocketAddr) -> io::Result<()> {
-    for d in data.chunks(seg) {
-        socket.send_to(d, to).await?;
-    }
-    Ok(())
-}
-
-async fn send_gso(socket: &UdpSocket, data: &[u8], seg: usize, to: SocketAddr) -> io::Result<()> {
-    let addr = socket2::SockAddr::from(to);
-    let seg = u16::try_from(seg).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    socket
-        .async_io(Interest::WRITABLE, || sendmsg_gso(socket, data, seg, &addr))
-        .await
-}
-
-fn sendmsg_gso(
-    socket: &UdpSocket,
-    data: &[u8],
-    seg: u16,
-    addr: &socket2::SockAddr,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: every pointer handed to the kernel points into `data`, `addr`, `iov` or
-    // `control`, which outlive the call; the control buffer is sized with CMSG_SPACE and
-    // aligned for `cmsghdr`.
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        #[repr(C, align(8))]
-        struct Control([u8; 64]);
-        let mut control = Control([0; 64]);
-        let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-        msg.msg_namelen = addr.len();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = space as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = SOL_UDP;
-        (*cmsg).cmsg_type = UDP_SEGMENT;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg);
-        let n = libc::sendmsg(socket.as_raw_fd(), &msg, 0);
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+async fn send_each(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: SocketAddr) -> io::Result<()> {
+    for run in runs {
+        for d in buf[run.start..run.start + run.len()].chunks(run.seg) {
+            socket.send_to(d, to).await?;
         }
     }
     Ok(())
+}
+
+async fn send_runs(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: SocketAddr) -> io::Result<()> {
+    let addr = socket2::SockAddr::from(to);
+    let mut sent = 0;
+    while sent < runs.len() {
+        sent += socket
+            .async_io(Interest::WRITABLE, || {
+                sendmmsg_runs(socket, buf, &runs[sent..], &addr)
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// One `sendmmsg`: a message per run, with `UDP_SEGMENT` on runs of more than one datagram.
+/// Returns how many runs the kernel took.
+fn sendmmsg_runs(
+    socket: &UdpSocket,
+    buf: &[u8],
+    runs: &[Run],
+    addr: &socket2::SockAddr,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    struct Control([u8; 32]);
+    let n = runs.len().min(MAX_RUNS);
+    // SAFETY: the message headers point into `buf`, `addr`, `iovs` and `controls`, which all
+    // outlive the call; each control buffer is aligned for `cmsghdr` and holds
+    // CMSG_SPACE(2) bytes; every run lies inside `buf` (the batch built it).
+    unsafe {
+        let mut iovs: [libc::iovec; MAX_RUNS] = std::mem::zeroed();
+        let mut controls = [Control([0; 32]); MAX_RUNS];
+        let mut msgs: [libc::mmsghdr; MAX_RUNS] = std::mem::zeroed();
+        let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+        for i in 0..n {
+            let run = &runs[i];
+            iovs[i] = libc::iovec {
+                iov_base: buf[run.start..].as_ptr() as *mut libc::c_void,
+                iov_len: run.len(),
+            };
+            let m = &mut msgs[i].msg_hdr;
+            m.msg_name = addr.as_ptr() as *mut libc::c_void;
+            m.msg_namelen = addr.len();
+            m.msg_iov = &mut iovs[i];
+            m.msg_iovlen = 1;
+            if run.count > 1 {
+                let seg = u16::try_from(run.seg)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                m.msg_control = controls[i].0.as_mut_ptr() as *mut libc::c_void;
+                m.msg_controllen = space as _;
+                let cmsg = libc::CMSG_FIRSTHDR(m);
+                (*cmsg).cmsg_level = SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg);
+            }
+        }
+        let r = libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0);
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
 }
 
 #[cfg(test)]
@@ -191,9 +225,10 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = rx.local_addr().unwrap();
         let sizes = [
-            1200, 1200, 1200, 700, 1200, 1200, 300, 300, 1300, 1200, 1200, 1200, 1200,
+            1200, 1200, 1200, 700, 1200, 1200, 300, 300, 1300, 1200, 1200, 1200, 1200, 90, 1400,
+            1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400,
         ];
-        let mut batch = Batch::new(4, 1500);
+        let mut batch = Batch::new(MAX_RUNS, 1500);
         for (i, &n) in sizes.iter().enumerate() {
             let slot = batch.next_slot();
             slot[..n].fill(i as u8);
