@@ -14,6 +14,17 @@ pub struct Section<'a> {
     pub accepted: Option<Accepted>,
 }
 
+/// Every offered m-section, none accepted yet.
+pub fn sections(medias: &[OfferMedia]) -> Vec<Section<'_>> {
+    medias
+        .iter()
+        .map(|m| Section {
+            offer: m,
+            accepted: None,
+        })
+        .collect()
+}
+
 pub struct Accepted {
     pub codec: OfferCodec,
     /// Our direction: `SendOnly` for WHEP, `RecvOnly` for WHIP.

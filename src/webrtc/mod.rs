@@ -38,6 +38,30 @@ pub struct WebrtcServer {
     pub paths: Arc<PathManager>,
 }
 
+impl Established {
+    /// Follows ICE to the address the peer now uses (nomination, NAT rebinding).
+    fn follow(&mut self, changed: Result<(), watch::error::RecvError>) {
+        if changed.is_ok() {
+            if let Some(a) = *self.remote.borrow() {
+                self.addr = a;
+            }
+        }
+    }
+
+    /// Resolves with the reason once the peer closes DTLS (close_notify or a fatal alert).
+    fn hung_up(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let dtls = Arc::clone(&self.dtls);
+        async move {
+            let mut b = vec![0u8; 1500];
+            loop {
+                if let Err(e) = dtls.read(&mut b, None).await {
+                    return format!("the peer closed the connection (DTLS: {e})");
+                }
+            }
+        }
+    }
+}
+
 /// A session whose ICE and DTLS are done.
 struct Established {
     socket: Arc<tokio::net::UdpSocket>,
@@ -147,6 +171,28 @@ impl WebrtcServer {
         } else {
             (Role::Server, "passive")
         }
+    }
+
+    /// Registers a new peer with the transport and writes the answer that points it there.
+    async fn answer(
+        &self,
+        offer: &sdp::OfferTransport,
+        sections: &[answer::Section<'_>],
+    ) -> (Arc<transport::Peer>, transport::PeerRx, String) {
+        let (ice, rx) = self.transport.register();
+        let (_, setup) = Self::dtls_role(offer);
+        let candidates = self.candidates().await;
+        let text = answer::build(
+            &answer::Transport {
+                ice_ufrag: &ice.ufrag,
+                ice_pwd: &ice.pwd,
+                fingerprint: &self.transport.identity.fingerprint,
+                setup,
+                candidates: &candidates,
+            },
+            sections,
+        );
+        (ice, rx, text)
     }
 
     /// Our host candidates: the bound address, or each interface's when bound to all,

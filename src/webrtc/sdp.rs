@@ -260,6 +260,14 @@ fn decodes(decoder: H264Profile, stream: H264Profile) -> bool {
     }
 }
 
+/// The offer's Opus at 48 kHz, if any.
+pub fn choose_opus(media: &OfferMedia) -> Option<&OfferCodec> {
+    media
+        .codecs
+        .iter()
+        .find(|c| c.is("opus") && c.clock_rate == 48_000)
+}
+
 /// The H.264 payload type to answer with for a stream with `source_plid` (None: not known
 /// yet), and the profile-level-id to put in the answer. Only packetization-mode=1.
 pub fn choose_h264<'a>(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tracing::{debug, info};
 
-use super::answer::{self, Accepted, Section};
-use super::sdp::{choose_h264, parse_offer, Direction, OfferTransport};
+use super::answer::{self, Accepted};
+use super::sdp::{choose_h264, choose_opus, parse_offer, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -47,14 +47,7 @@ impl WebrtcServer {
         let tracks = hub.tracks();
 
         // Each hub track takes the first free m-section of its kind that can receive it.
-        let mut sections: Vec<Section> = offer
-            .medias
-            .iter()
-            .map(|m| Section {
-                offer: m,
-                accepted: None,
-            })
-            .collect();
+        let mut sections = answer::sections(&offer.medias);
         let mut outbound: Vec<Option<Outbound>> = Vec::with_capacity(tracks.len());
         let mut reasons = Vec::new();
         for track in &tracks {
@@ -77,10 +70,7 @@ impl WebrtcServer {
                     c.fmtp = answer::with_plid(&c.fmtp, &plid);
                     c
                 } else {
-                    m.codecs
-                        .iter()
-                        .find(|c| c.is("opus") && c.clock_rate == 48_000)?
-                        .clone()
+                    choose_opus(m)?.clone()
                 };
                 Some((sec, codec))
             });
@@ -119,19 +109,7 @@ impl WebrtcServer {
             return Err(HttpError::NotAcceptable(reasons.join("; ")));
         }
 
-        let (ice, rx) = self.transport.register();
-        let (_, setup) = Self::dtls_role(&offer.transport);
-        let candidates = self.candidates().await;
-        let answer = answer::build(
-            &answer::Transport {
-                ice_ufrag: &ice.ufrag,
-                ice_pwd: &ice.pwd,
-                fingerprint: &self.transport.identity.fingerprint,
-                setup,
-                candidates: &candidates,
-            },
-            &sections,
-        );
+        let (ice, rx, answer) = self.answer(&offer.transport, &sections).await;
         let session = self
             .sessions
             .create(SessionKind::Whep, path, peer, ice, Arc::default());
@@ -204,15 +182,7 @@ impl Viewer {
         telemetry: &Telemetry,
     ) -> Result<(), String> {
         let hub = Arc::clone(reader.hub());
-        let dtls = Arc::clone(&self.est.dtls);
-        let hung_up = async move {
-            let mut b = vec![0u8; SEND_BUFFER];
-            loop {
-                if let Err(e) = dtls.read(&mut b, None).await {
-                    return format!("the peer closed the connection (DTLS: {e})");
-                }
-            }
-        };
+        let hung_up = self.est.hung_up();
         tokio::pin!(hung_up);
         let mut tick = tokio::time::interval(REPORT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -253,13 +223,7 @@ impl Viewer {
                     server.check_consent(session)?;
                     self.sender_reports().await;
                 }
-                r = self.est.remote.changed() => {
-                    if r.is_ok() {
-                        if let Some(a) = *self.est.remote.borrow() {
-                            self.est.addr = a;
-                        }
-                    }
-                }
+                r = self.est.remote.changed() => self.est.follow(r),
                 reason = &mut hung_up => return Err(reason),
             }
         }

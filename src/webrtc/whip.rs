@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use super::answer::{self, Accepted, Section};
-use super::sdp::{choose_h264, parse_offer, Direction, OfferTransport};
+use super::answer::{self, Accepted};
+use super::sdp::{choose_h264, choose_opus, parse_offer, Direction, OfferTransport};
 use super::session::{Session, SessionKind};
 use super::transport::rtcp::{self, ReceivedStats};
 use super::transport::PeerRx;
@@ -34,14 +34,7 @@ impl WebrtcServer {
     ) -> Result<(Arc<Session>, String), HttpError> {
         let offer = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         self.check_session_limit()?;
-        let mut sections: Vec<Section> = offer
-            .medias
-            .iter()
-            .map(|m| Section {
-                offer: m,
-                accepted: None,
-            })
-            .collect();
+        let mut sections = answer::sections(&offer.medias);
         // Payload type of each hub track, video first.
         let mut tracks = Vec::new();
         let mut payload_types = Vec::new();
@@ -57,10 +50,7 @@ impl WebrtcServer {
                 let codec = if kind == "video" {
                     choose_h264(m, None)?.0.clone()
                 } else {
-                    m.codecs
-                        .iter()
-                        .find(|c| c.is("opus") && c.clock_rate == 48_000)?
-                        .clone()
+                    choose_opus(m)?.clone()
                 };
                 Some((sec, codec))
             });
@@ -85,19 +75,7 @@ impl WebrtcServer {
         // Claim the path first: a busy path is refused before any WebRTC work.
         let publisher = self.paths.publish(path, tracks).map_err(HttpError::from)?;
 
-        let (ice, rx) = self.transport.register();
-        let (_, setup) = Self::dtls_role(&offer.transport);
-        let candidates = self.candidates().await;
-        let answer = answer::build(
-            &answer::Transport {
-                ice_ufrag: &ice.ufrag,
-                ice_pwd: &ice.pwd,
-                fingerprint: &self.transport.identity.fingerprint,
-                setup,
-                candidates: &candidates,
-            },
-            &sections,
-        );
+        let (ice, rx, answer) = self.answer(&offer.transport, &sections).await;
         let session = self
             .sessions
             .create(SessionKind::Whip, path, peer, ice, Arc::default());
@@ -170,15 +148,7 @@ impl Publishing {
         mut media: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     ) -> Result<(), String> {
         let hub = Arc::clone(self.ingest.hub());
-        let dtls = Arc::clone(&self.est.dtls);
-        let hung_up = async move {
-            let mut b = vec![0u8; 1500];
-            loop {
-                if let Err(e) = dtls.read(&mut b, None).await {
-                    return format!("the peer closed the connection (DTLS: {e})");
-                }
-            }
-        };
+        let hung_up = self.est.hung_up();
         tokio::pin!(hung_up);
         let mut tick = tokio::time::interval(REPORT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -223,13 +193,7 @@ impl Publishing {
                     server.check_consent(session)?;
                     self.receiver_reports().await;
                 }
-                r = self.est.remote.changed() => {
-                    if r.is_ok() {
-                        if let Some(a) = *self.est.remote.borrow() {
-                            self.est.addr = a;
-                        }
-                    }
-                }
+                r = self.est.remote.changed() => self.est.follow(r),
                 reason = &mut hung_up => return Err(reason),
             }
         }
