@@ -110,7 +110,8 @@ fuzz_target!(|data: &[u8]| {
             && !m.kind.is_empty()
             && !m.kind.contains(char::is_whitespace)
     });
-    if plain {
+    // Without an accepted section there is no answer to give (the server says 406).
+    if plain && sections.iter().any(|s| s.accepted.is_some()) {
         let back = parse_offer(&text).unwrap_or_else(|e| panic!("answer unparsable: {e}\n{text}"));
         assert_eq!(back.medias.len(), offer.medias.len(), "{text}");
         for (a, o) in back.medias.iter().zip(&offer.medias) {

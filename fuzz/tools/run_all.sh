@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_TARGET:-600}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(rtsp_message sdp_offer h264 rtp_ingest config)
+[ ${#targets[@]} -eq 0 ] && targets=(rtsp_message sdp_offer h264 rtp_ingest transport_in config)
 mkdir -p logs
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
