@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hubcast::config::{Config, RtspTransport, SrtpProfile};
-use hubcast::webrtc::dtls_sniff::{SniffingConn, SrtpObserver};
+mod sniff;
+
 use hubcast::Server;
+use sniff::{SniffingConn, SrtpObserver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::process::{Child, Command};
