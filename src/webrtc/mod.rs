@@ -32,6 +32,10 @@ use transport::Transport;
 /// on everything the peer sends: browsers also send RTCP every second or so).
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sender reports to viewers (lip sync) and receiver reports to publishers (their congestion
+/// control reads the loss), and the consent check, once a second.
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct WebrtcServer {
     pub transport: Arc<Transport>,
     pub sessions: Arc<Sessions>,
@@ -302,6 +306,13 @@ impl WebrtcServer {
             ));
         }
         Ok(())
+    }
+
+    /// Parses an offer and applies `webrtcMaxSessions`: the first steps of every POST.
+    fn admit(&self, offer: &str) -> Result<sdp::Offer, HttpError> {
+        let offer = sdp::parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        self.check_session_limit()?;
+        Ok(offer)
     }
 
     /// Refuses a new session over `webrtcMaxSessions`.

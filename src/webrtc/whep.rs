@@ -5,18 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_h264, choose_opus, parse_offer, Direction, OfferTransport};
+use super::sdp::{choose_h264, choose_opus, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
 use super::transport::rtcp;
 use super::transport::PeerRx;
-use super::{Established, HttpError, WebrtcServer};
+use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
 use crate::path::{Codec, Hub, Packet, Reader};
 use crate::stats::{op, Telemetry};
 
@@ -25,8 +24,6 @@ use crate::stats::{op, Telemetry};
 const SEND_BUFFER: usize = 1500;
 /// Packets taken per wake-up and sent together (one GSO send when their sizes allow).
 const BATCH: usize = 16;
-/// Sender reports once a second: receivers need them for lip sync.
-const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WebrtcServer {
     /// Handles a WHEP offer: returns the session and the complete answer.
@@ -36,8 +33,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-        self.check_session_limit()?;
+        let offer = self.admit(offer)?;
         let hub = self
             .paths
             .wait_stream(path)
@@ -184,7 +180,7 @@ impl Viewer {
         let hub = Arc::clone(reader.hub());
         let hung_up = self.est.hung_up();
         tokio::pin!(hung_up);
-        let mut tick = tokio::time::interval(REPORT_INTERVAL);
+        let mut tick = tokio::time::interval(RTCP_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let gop = std::mem::take(&mut reader.gop);

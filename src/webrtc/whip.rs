@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_h264, choose_opus, parse_offer, Direction, OfferTransport};
+use super::sdp::{choose_h264, choose_opus, Direction, OfferTransport};
 use super::session::{Session, SessionKind};
 use super::transport::rtcp::{self, ReceivedStats};
 use super::transport::PeerRx;
-use super::{Established, HttpError, WebrtcServer};
+use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
 use crate::media::rtp;
 use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{Publisher, Track};
@@ -22,8 +22,6 @@ use crate::path::{Publisher, Track};
 /// At most one keyframe request per second per path: a keyframe costs the publisher
 /// bandwidth, and every viewer joining at once must not multiply that.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
-/// Receiver reports once a second (the publisher's congestion control reads the loss).
-const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WebrtcServer {
     pub async fn whip_offer(
@@ -32,8 +30,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-        self.check_session_limit()?;
+        let offer = self.admit(offer)?;
         let mut sections = answer::sections(&offer.medias);
         // Payload type of each hub track, video first.
         let mut tracks = Vec::new();
@@ -150,7 +147,7 @@ impl Publishing {
         let hub = Arc::clone(self.ingest.hub());
         let hung_up = self.est.hung_up();
         tokio::pin!(hung_up);
-        let mut tick = tokio::time::interval(REPORT_INTERVAL);
+        let mut tick = tokio::time::interval(RTCP_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut requests = hub.keyframe_requests();
         let mut last_pli: Option<Instant> = None;
