@@ -74,6 +74,59 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
         .expect("PATCH");
     assert_eq!(r.status().as_u16(), 400);
 
+    // WebRTC transport: junk at the shared UDP port, and a peer whose certificate is not
+    // the one its offer names.
+    let udp = server.addrs.webrtc_udp.expect("webrtc udp");
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut stun_bad_integrity = vec![0u8, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42];
+    stun_bad_integrity.extend_from_slice(&[7; 12]);
+    stun_bad_integrity.extend_from_slice(&[0, 6, 0, 4, b'a', b'b', b':', b'c']);
+    for d in [
+        &b""[..],
+        &[0u8; 1][..],
+        &stun_bad_integrity[..],
+        &[22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1][..],
+        &[0x80u8, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9][..],
+        &[0x80u8, 200, 0, 6][..],
+        &[0xffu8; 1400][..],
+    ] {
+        junk.send_to(d, udp).await.expect("send junk");
+    }
+    let failures = || {
+        server
+            .paths
+            .telemetry
+            .handshake_failures
+            .load(Ordering::Relaxed)
+    };
+    let failed_before = failures();
+    let forged = Viewer::connect(
+        &url,
+        ViewerOptions {
+            wrong_fingerprint: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the POST itself is fine");
+    assert!(
+        wait_until(Duration::from_secs(10), || failures() > failed_before).await,
+        "a certificate that does not match the offer's fingerprint was accepted"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || server.webrtc_sessions() == 1).await,
+        "the forged session was not ended ({} sessions)",
+        server.webrtc_sessions()
+    );
+    assert_eq!(
+        forged.snapshot(|r| r.aus.len()),
+        0,
+        "media reached a peer with the wrong certificate"
+    );
+    forged.close().await;
+
     // RTSP: garbage request line, a 1 MB header, ANNOUNCE without H.264, a second publisher.
     let (resp, closed) = rtsp_exchange(rtsp, b"\x16\x03\x01 garbage\r\n\r\n").await;
     assert!(resp.starts_with("RTSP/1.0 400"), "{resp}");

@@ -293,6 +293,8 @@ pub struct ViewerOptions {
     pub mute: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// An `Authorization` header for the WHEP POST.
     pub authorization: Option<String>,
+    /// Put a fingerprint in the offer that is not the peer's certificate's.
+    pub wrong_fingerprint: bool,
 }
 
 impl Default for ViewerOptions {
@@ -306,6 +308,7 @@ impl Default for ViewerOptions {
             h264: vec!["42001f", "42e01f", "4d001f"],
             mute: None,
             authorization: None,
+            wrong_fingerprint: false,
         }
     }
 }
@@ -429,7 +432,21 @@ impl Viewer {
         let mut gathered = pc.gathering_complete_promise().await;
         pc.set_local_description(offer).await.expect("local");
         let _ = gathered.recv().await;
-        let offer = pc.local_description().await.expect("offer sdp").sdp;
+        let mut offer = pc.local_description().await.expect("offer sdp").sdp;
+        if opts.wrong_fingerprint {
+            offer = offer
+                .lines()
+                .map(|l| {
+                    if l.starts_with("a=fingerprint:sha-256 ") {
+                        format!("a=fingerprint:sha-256 {}00", "00:".repeat(31))
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n")
+                + "\r\n";
+        }
 
         let posted_at = Instant::now();
         let (status, headers, body) = match &opts.authorization {
