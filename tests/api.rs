@@ -102,14 +102,7 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
     let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
     wait_stream(&server, "cam", Duration::from_secs(15)).await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..10 {
-        let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
-            .await
-            .expect("WHEP");
-        assert!(v.wait_connected(Duration::from_secs(10)).await);
-        viewers.push(v);
-    }
+    let viewers = connect_viewers(&whep_url(&server, "cam"), 10).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // pprof: a 2 s CPU profile while 10 viewers watch; a second one at the same time -> 409.

@@ -98,27 +98,13 @@ async fn max_readers_max_sessions_and_handshake_timeout() {
     let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
     wait_stream(&server, "cam", Duration::from_secs(15)).await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..10 {
-        let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
-            .await
-            .expect("WHEP");
-        assert!(v.wait_connected(Duration::from_secs(10)).await);
-        viewers.push(v);
-    }
-    let r = reqwest::Client::new()
-        .post(whep_url(&server, "cam"))
-        .header("Content-Type", "application/sdp")
-        .body(CHROMIUM_WHEP)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(r.status().as_u16(), 503, "the 11th reader");
+    let viewers = connect_viewers(&whep_url(&server, "cam"), 10).await;
+    let (s, headers, body) = post_sdp(&whep_url(&server, "cam"), CHROMIUM_WHEP).await;
+    assert_eq!(s, 503, "the 11th reader");
     assert!(
-        r.headers().get("retry-after").is_some(),
+        headers.get("retry-after").is_some(),
         "503 without Retry-After"
     );
-    let body = r.text().await.unwrap_or_default();
     assert!(body.contains("maxReaders"), "{body}");
     // RTSP readers count against the same limit.
     let rtsp = server.addrs.rtsp.expect("rtsp");
@@ -175,15 +161,9 @@ async fn max_readers_max_sessions_and_handshake_timeout() {
         let (s, _, body) = post_sdp(&whep_url(&server, "cam"), CHROMIUM_WHEP).await;
         assert_eq!(s, 201, "{body}");
     }
-    let r = reqwest::Client::new()
-        .post(whep_url(&server, "cam"))
-        .header("Content-Type", "application/sdp")
-        .body(CHROMIUM_WHEP)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(r.status().as_u16(), 503);
-    assert!(r.headers().get("retry-after").is_some());
+    let (s, headers, _) = post_sdp(&whep_url(&server, "cam"), CHROMIUM_WHEP).await;
+    assert_eq!(s, 503);
+    assert!(headers.get("retry-after").is_some());
     ff.stop().await;
     server.shutdown();
 }

@@ -539,16 +539,38 @@ pub async fn post_raw(
     content_type: &str,
     body: Vec<u8>,
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let r = reqwest::Client::new()
+    post(url, content_type, body, None).await
+}
+
+async fn post(
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    authorization: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = reqwest::Client::new()
         .post(url)
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("HTTP request");
+        .header("Content-Type", content_type);
+    if let Some(a) = authorization {
+        req = req.header("Authorization", a);
+    }
+    let r = req.body(body).send().await.expect("HTTP request");
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     (status, headers, r.text().await.unwrap_or_default())
+}
+
+/// `n` WHEP viewers, each connected (ICE + DTLS) before the next.
+pub async fn connect_viewers(url: &str, n: usize) -> Vec<Viewer> {
+    let mut viewers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut v = Viewer::connect(url, ViewerOptions::default())
+            .await
+            .expect("WHEP");
+        assert!(v.wait_connected(Duration::from_secs(10)).await);
+        viewers.push(v);
+    }
+    viewers
 }
 
 /// A hand-written RTSP publisher over TCP: sends whatever RTP it is given.
@@ -1099,15 +1121,11 @@ pub async fn post_with_auth(
     offer: &str,
     authorization: &str,
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("Content-Type", "application/sdp")
-        .header("Authorization", authorization)
-        .body(offer.to_string())
-        .send()
-        .await
-        .expect("HTTP request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    (status, headers, r.text().await.unwrap_or_default())
+    post(
+        url,
+        "application/sdp",
+        offer.as_bytes().to_vec(),
+        Some(authorization),
+    )
+    .await
 }
