@@ -122,7 +122,7 @@ impl OpStats {
     fn all_time_summary(&self, operation: &str) -> Summary {
         let mut durations: Vec<Duration> = self.samples.iter().map(|s| s.duration).collect();
         durations.sort_unstable();
-        let mut summary = empty_summary(operation, None);
+        let mut summary = Summary::empty(operation, None);
         if self.count == 0 {
             return summary;
         }
@@ -149,7 +149,7 @@ impl OpStats {
             ok += u64::from(s.ok);
         }
         durations.sort_unstable();
-        let mut summary = empty_summary(operation, Some(window.as_secs_f64()));
+        let mut summary = Summary::empty(operation, Some(window));
         let (Some(&min), Some(&max)) = (durations.first(), durations.last()) else {
             return summary;
         };
@@ -329,21 +329,6 @@ fn escape_label(v: &str) -> String {
 fn bucket_index(d: Duration) -> Option<usize> {
     let secs = d.as_secs_f64();
     BUCKETS.iter().position(|(le, _)| secs <= *le)
-}
-
-fn empty_summary(operation: &str, window_seconds: Option<f64>) -> Summary {
-    Summary {
-        operation: operation.to_owned(),
-        window_seconds,
-        count: 0,
-        success_rate: 0.0,
-        avg_ms: 0.0,
-        p50_ms: 0.0,
-        p95_ms: 0.0,
-        p99_ms: 0.0,
-        min_ms: 0.0,
-        max_ms: 0.0,
-    }
 }
 
 fn set_percentiles(summary: &mut Summary, sorted: &[Duration]) {
