@@ -644,6 +644,14 @@ impl SrtpProfile {
         name_of(Self::NAMES, self)
     }
 
+    /// Bytes of authentication tag on each SRTP/SRTCP packet.
+    pub fn tag_len(self) -> usize {
+        match self {
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 16,
+            SrtpProfile::AesCm128HmacSha1_80 => 10,
+        }
+    }
+
     /// The same profile as the DTLS stack names it (`SettingEngine::set_srtp_protection_profiles`).
     pub fn to_dtls(self) -> webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile {
         use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;

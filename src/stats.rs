@@ -707,6 +707,8 @@ pub struct Telemetry {
     pub latencies: Latencies,
     /// WebRTC sessions whose ICE+DTLS did not complete.
     pub handshake_failures: std::sync::atomic::AtomicU64,
+    /// Sessions ended by a panic in their own code (the server went on).
+    pub session_panics: std::sync::atomic::AtomicU64,
     /// UDP receive errors on the RTSP RTP/RTCP sockets.
     pub udp_errors: std::sync::atomic::AtomicU64,
     /// How late the runtime woke a 100 ms timer, last measured (ms).

@@ -199,6 +199,13 @@ pub fn render(api: &Api) -> String {
     );
     family(
         &mut out,
+        "hubcast_session_panics_total",
+        "counter",
+        "Sessions ended by an internal error (a panic caught in the session; the server went on).",
+        &[(String::new(), t.session_panics.load(Relaxed) as f64)],
+    );
+    family(
+        &mut out,
         "hubcast_udp_errors_total",
         "counter",
         "Receive errors on the RTSP RTP/RTCP UDP sockets.",

@@ -81,6 +81,9 @@ pub fn build(t: &Transport<'_>, sections: &[Section<'_>]) -> String {
                 "m={} 0 {} {formats}\r\nc=IN IP4 0.0.0.0\r\n",
                 m.kind, m.proto
             );
+            // Strict parsers (aiortc) read ICE and DTLS parameters from every m-section,
+            // rejected ones too, as libwebrtc and pion write them.
+            write_transport(&mut s, t);
             if let Some(mid) = &m.mid {
                 let _ = write!(s, "a=mid:{mid}\r\n");
             }
@@ -97,11 +100,7 @@ pub fn build(t: &Transport<'_>, sections: &[Section<'_>]) -> String {
             "m={} {port} {} {pt}\r\nc=IN {net} {addr}\r\n",
             m.kind, m.proto
         );
-        let _ = write!(
-            s,
-            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{}\r\n",
-            t.ice_ufrag, t.ice_pwd, t.fingerprint, t.setup
-        );
+        write_transport(&mut s, t);
         if let Some(mid) = &m.mid {
             let _ = write!(s, "a=mid:{mid}\r\n");
         }
@@ -143,6 +142,14 @@ pub fn build(t: &Transport<'_>, sections: &[Section<'_>]) -> String {
         s.push_str("a=end-of-candidates\r\n");
     }
     s
+}
+
+fn write_transport(s: &mut String, t: &Transport<'_>) {
+    let _ = write!(
+        s,
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{}\r\n",
+        t.ice_ufrag, t.ice_pwd, t.fingerprint, t.setup
+    );
 }
 
 fn write_codec(s: &mut String, c: &OfferCodec) {
@@ -221,6 +228,19 @@ mod tests {
         assert!(text.contains("a=ssrc:1234 cname:hubcast\r\n"));
         assert!(!text.contains("nack\r\n"), "no bare NACK");
         assert!(!text.contains("transport-cc"));
+        // Every m-section, the rejected audio one too, carries ICE and DTLS parameters.
+        let sections: Vec<&str> = text.split("\r\nm=").skip(1).collect();
+        assert_eq!(sections.len(), offer.medias.len());
+        for sec in sections {
+            for attr in [
+                "a=ice-ufrag:uf",
+                "a=ice-pwd:pw",
+                "a=fingerprint:sha-256 AA:BB",
+                "a=setup:passive",
+            ] {
+                assert!(sec.contains(attr), "{attr} missing in m={sec}");
+            }
+        }
     }
 
     #[test]

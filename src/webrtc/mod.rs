@@ -52,6 +52,20 @@ impl Established {
         }
     }
 
+    /// Unprotects a peer's SRTP packet; one that authenticates is consent (RFC 7675).
+    fn unprotect_rtp(&mut self, d: &[u8]) -> Result<Bytes, transport::rtcp::CryptoError> {
+        let plain = self.crypto.unprotect_rtp(d)?;
+        self.ice.touch();
+        Ok(plain)
+    }
+
+    /// Unprotects and parses a peer's SRTCP packet; one that authenticates is consent.
+    fn unprotect_rtcp(&mut self, d: &[u8]) -> Result<RtcpPackets, transport::rtcp::CryptoError> {
+        let packets = self.crypto.unprotect_rtcp(d)?;
+        self.ice.touch();
+        Ok(packets)
+    }
+
     /// Resolves with the reason once the peer closes DTLS (close_notify or a fatal alert).
     fn hung_up(&self) -> impl std::future::Future<Output = String> + Send + 'static {
         let dtls = Arc::clone(&self.dtls);
@@ -66,14 +80,46 @@ impl Established {
     }
 }
 
+/// Forgets a session and logs its end when its task finishes, however it finishes.
+struct SessionCleanup {
+    server: Arc<WebrtcServer>,
+    session: Arc<session::Session>,
+    reason: String,
+}
+
+impl Drop for SessionCleanup {
+    fn drop(&mut self) {
+        let s = &self.session;
+        self.server.transport.unregister(&s.ice);
+        self.server.sessions.remove(&s.secret);
+        tracing::info!(
+            path = %s.path, peer = %s.peer, id = %s.id, reason = %self.reason,
+            "{} session ended", s.kind.as_str().to_uppercase()
+        );
+    }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
 /// A session whose ICE and DTLS are done.
+type RtcpPackets = Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>;
+
 struct Established {
     socket: Arc<tokio::net::UdpSocket>,
+    ice: Arc<transport::Peer>,
     crypto: Crypto,
     dtls: Arc<DTLSConn>,
-    remote: watch::Receiver<Option<SocketAddr>>,
-    /// Where to send: the ICE-selected address (updated from `remote`).
-    addr: SocketAddr,
+    remote: watch::Receiver<Option<transport::PeerAddr>>,
+    /// Where to send, and from which of our addresses: the ICE-selected pair (updated
+    /// from `remote`).
+    addr: transport::PeerAddr,
 }
 
 /// An HTTP-facing error: each maps to a status and a plain-text reason.
@@ -157,14 +203,26 @@ impl WebrtcServer {
         let server = Arc::clone(self);
         let s = Arc::clone(session);
         tokio::spawn(async move {
-            let reason = run(Arc::clone(&server), Arc::clone(&s)).await;
+            // Whatever ends the session, a panic in its code included (a peer's packet that
+            // a parser did not expect), its route and entry go; other sessions go on.
+            let mut guard = SessionCleanup {
+                server: Arc::clone(&server),
+                session: Arc::clone(&s),
+                reason: "session task cancelled".to_string(),
+            };
+            let run = std::panic::AssertUnwindSafe(run(Arc::clone(&server), Arc::clone(&s)));
+            guard.reason = match futures::FutureExt::catch_unwind(run).await {
+                Ok(reason) => reason,
+                Err(panic) => {
+                    server
+                        .paths
+                        .telemetry
+                        .session_panics
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    format!("internal error: {}", panic_message(&panic))
+                }
+            };
             s.close_dtls().await;
-            server.transport.unregister(&s.ice);
-            server.sessions.remove(&s.secret);
-            tracing::info!(
-                path = %s.path, peer = %s.peer, id = %s.id, reason = %reason,
-                "{} session ended", s.kind.as_str().to_uppercase()
-            );
         });
     }
 
@@ -183,7 +241,7 @@ impl WebrtcServer {
         offer: &sdp::OfferTransport,
         sections: &[answer::Section<'_>],
     ) -> (Arc<transport::Peer>, transport::PeerRx, String) {
-        let (ice, rx) = self.transport.register();
+        let (ice, rx) = self.transport.register(&offer.ice_ufrag, &offer.ice_pwd);
         let (_, setup) = Self::dtls_role(offer);
         let candidates = self.candidates().await;
         let text = answer::build(
@@ -235,7 +293,7 @@ impl WebrtcServer {
         &self,
         session: &session::Session,
         dtls_rx: mpsc::Receiver<Bytes>,
-        remote: watch::Receiver<Option<SocketAddr>>,
+        remote: watch::Receiver<Option<transport::PeerAddr>>,
         offer: &sdp::OfferTransport,
     ) -> Result<Established, String> {
         let config = self.config();
@@ -277,6 +335,7 @@ impl WebrtcServer {
                 return Err(e);
             }
         };
+        session.ice.set_established();
         let _ = session.dtls.set(Arc::clone(&dtls));
         let _ = session.srtp_profile.set(crypto.profile);
         session
@@ -286,6 +345,7 @@ impl WebrtcServer {
         let addr = (*remote.borrow()).ok_or("ICE selected no address")?;
         Ok(Established {
             socket: Arc::clone(self.transport.socket()),
+            ice: Arc::clone(&session.ice),
             crypto,
             dtls,
             remote,

@@ -14,7 +14,7 @@ use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
 use super::transport::rtcp;
-use super::transport::PeerRx;
+use super::transport::{udp, PeerRx};
 use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
 use crate::path::{Codec, Hub, Packet, Reader};
 use crate::stats::{op, Telemetry};
@@ -259,7 +259,7 @@ impl Viewer {
         if !rtcp::is_rtcp(d) {
             return;
         }
-        match self.est.crypto.unprotect_rtcp(d) {
+        match self.est.unprotect_rtcp(d) {
             Ok(packets) if rtcp::wants_keyframe(&packets) => hub.request_keyframe(),
             Ok(_) => {}
             Err(e) => debug!(error = %e, "viewer RTCP dropped"),
@@ -282,7 +282,7 @@ impl Viewer {
         }
         match self.est.crypto.protect_rtcp(&reports) {
             Ok(p) => {
-                let _ = self.est.socket.send_to(&p, self.est.addr).await;
+                let _ = udp::send(&self.est.socket, &p, self.est.addr).await;
             }
             Err(e) => debug!(error = %e, "sender report not sent"),
         }

@@ -13,7 +13,7 @@ use super::answer::{self, Accepted};
 use super::sdp::{choose_h264, choose_opus, Direction, OfferTransport};
 use super::session::{Session, SessionKind};
 use super::transport::rtcp::{self, ReceivedStats};
-use super::transport::PeerRx;
+use super::transport::{udp, PeerRx};
 use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
 use crate::media::rtp;
 use crate::path::ingest::{H264Mode, Ingest};
@@ -198,7 +198,7 @@ impl Publishing {
 
     fn inbound(&mut self, d: &[u8], session: &Session) {
         if rtcp::is_rtcp(d) {
-            match self.est.crypto.unprotect_rtcp(d) {
+            match self.est.unprotect_rtcp(d) {
                 Ok(packets) => {
                     for s in &mut self.stats {
                         if let Some(ntp) = rtcp::sender_report_ntp(&packets, s.ssrc) {
@@ -210,7 +210,7 @@ impl Publishing {
             }
             return;
         }
-        let plain = match self.est.crypto.unprotect_rtp(d) {
+        let plain = match self.est.unprotect_rtp(d) {
             Ok(p) => p,
             Err(e) => {
                 debug!(error = %e, "publisher RTP dropped");
@@ -280,7 +280,7 @@ impl Publishing {
         match self.est.crypto.protect_rtcp(&packets) {
             Ok(p) => {
                 let socket = Arc::clone(&self.est.socket);
-                let _ = socket.send_to(&p, self.est.addr).await;
+                let _ = udp::send(&socket, &p, self.est.addr).await;
             }
             Err(e) => debug!(error = %e, "RTCP to the publisher not sent"),
         }

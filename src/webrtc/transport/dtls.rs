@@ -19,6 +19,7 @@ use webrtc::dtls::conn::DTLSConn;
 use webrtc::dtls::crypto::Certificate;
 use webrtc::util::{Conn, KeyingMaterialExporter};
 
+use super::udp::{self, PeerAddr};
 use crate::config::SrtpProfile;
 use crate::webrtc::dtls_sniff::{profile_name, ClientHelloAssembler, ClientHelloError};
 
@@ -130,7 +131,7 @@ pub struct Secured {
 pub async fn handshake(
     socket: Arc<UdpSocket>,
     mut rx: mpsc::Receiver<Bytes>,
-    remote: watch::Receiver<Option<SocketAddr>>,
+    mut remote: watch::Receiver<Option<PeerAddr>>,
     role: Role,
     prefs: &[SrtpProfile],
     identity: &Identity,
@@ -138,7 +139,16 @@ pub async fn handshake(
 ) -> Result<Secured, DtlsError> {
     let mut early = VecDeque::new();
     let profiles = match role {
-        Role::Client => prefs.to_vec(),
+        Role::Client => {
+            // Our first flight needs somewhere to go: a ClientHello sent before ICE has the
+            // peer's address is lost, and the `dtls` crate gives up on a send error (or
+            // waits a whole retransmission timer). The first valid check starts it.
+            remote
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| DtlsError::Gone)?;
+            prefs.to_vec()
+        }
         Role::Server => {
             let mut hello = ClientHelloAssembler::default();
             let offered = loop {
@@ -247,7 +257,7 @@ struct Link {
     /// Datagrams read before the stack existed (the ClientHello).
     early: Mutex<VecDeque<Bytes>>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
-    remote: watch::Receiver<Option<SocketAddr>>,
+    remote: watch::Receiver<Option<PeerAddr>>,
     closed: AtomicBool,
 }
 
@@ -291,17 +301,18 @@ impl Conn for Link {
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
         let n = self.recv(buf).await?;
-        let from = (*self.remote.borrow()).ok_or_else(Self::closed_error)?;
+        let from = self.remote_addr().ok_or_else(Self::closed_error)?;
         Ok((n, from))
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc::util::Result<usize> {
         let to = (*self.remote.borrow()).ok_or_else(Self::closed_error)?;
-        Ok(self.socket.send_to(buf, to).await?)
+        Ok(udp::send(&self.socket, buf, to).await?)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc::util::Result<usize> {
-        Ok(self.socket.send_to(buf, target).await?)
+        let local = (*self.remote.borrow()).and_then(|r| r.local);
+        Ok(udp::send(&self.socket, buf, PeerAddr::new(target, local)).await?)
     }
 
     fn local_addr(&self) -> webrtc::util::Result<SocketAddr> {
@@ -309,7 +320,7 @@ impl Conn for Link {
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {
-        *self.remote.borrow()
+        self.remote.borrow().map(|r| r.remote)
     }
 
     async fn close(&self) -> webrtc::util::Result<()> {
@@ -319,5 +330,145 @@ impl Conn for Link {
 
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// The fingerprint of an identity, as the peer's offer would carry it.
+    fn fingerprint_of(id: &Identity) -> Fingerprint {
+        let (algorithm, value) = id.fingerprint.split_once(' ').expect("sha-256 XX:..");
+        Fingerprint {
+            algorithm: algorithm.to_string(),
+            value: value.to_string(),
+        }
+    }
+
+    /// Our side's socket, and the transport's part: datagrams from the peer to the
+    /// session's DTLS queue.
+    async fn session_socket() -> (Arc<UdpSocket>, mpsc::Receiver<Bytes>) {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let (tx, rx) = mpsc::channel(64);
+        let reader = Arc::clone(&socket);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            while let Ok(n) = reader.recv(&mut buf).await {
+                if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+        });
+        (socket, rx)
+    }
+
+    /// A DTLS server on its own UDP socket, as a passive-offering client (ffmpeg's WHIP
+    /// muxer) is; returns its address and a handle that ends when its handshake does.
+    async fn dtls_server(
+        id: &Identity,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Result<Instant, String>>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let config = DtlsConfig {
+            certificates: vec![id.certificate.clone()],
+            srtp_protection_profiles: vec![SrtpProfile::AeadAes128Gcm.to_dtls()],
+            client_auth: ClientAuthType::RequireAnyClientCert,
+            extended_master_secret: ExtendedMasterSecretType::Request,
+            insecure_skip_verify: true,
+            ..Default::default()
+        };
+        let task = tokio::spawn(async move {
+            // The server answers whoever sends first: connect once the first datagram came.
+            let mut b = [0u8; 1];
+            let (_, from) = sock.peek_from(&mut b).await.map_err(|e| e.to_string())?;
+            sock.connect(from).await.map_err(|e| e.to_string())?;
+            let conn = DTLSConn::new(Arc::new(sock), config, false, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let done = Instant::now();
+            let _ = conn.close().await;
+            Ok(done)
+        });
+        (addr, task)
+    }
+
+    /// We are the DTLS client and ICE gives the peer's address only 300 ms after the
+    /// handshake was started: the ClientHello waits for it, and the handshake is done in
+    /// one round of flights after that (no loss, no retransmission timer).
+    #[tokio::test]
+    async fn client_role_waits_for_ice_then_handshakes_at_once() {
+        let ours = Identity::generate().unwrap();
+        let theirs = Identity::generate().unwrap();
+        let (server_addr, server) = dtls_server(&theirs).await;
+        let (socket, rx) = session_socket().await;
+        let (remote_tx, remote) = watch::channel(None);
+        let started = Instant::now();
+        let nominate = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            remote_tx.send_replace(Some(PeerAddr::new(server_addr, None)));
+            let at = Instant::now();
+            // Keep the sender alive: a dropped sender would read as the peer gone.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(remote_tx);
+            at
+        });
+        let secured = tokio::time::timeout(
+            Duration::from_secs(5),
+            handshake(
+                Arc::clone(&socket),
+                rx,
+                remote,
+                Role::Client,
+                &[SrtpProfile::AeadAes128Gcm, SrtpProfile::AesCm128HmacSha1_80],
+                &ours,
+                &fingerprint_of(&theirs),
+            ),
+        )
+        .await
+        .expect("handshake within 5 s")
+        .expect("handshake succeeds");
+        let done = Instant::now();
+        assert_eq!(secured.keys.profile, SrtpProfile::AeadAes128Gcm);
+        server.await.unwrap().expect("server side done");
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the handshake cannot finish before ICE gave an address"
+        );
+        // From the address to done: no retransmission timer (1 s) was needed.
+        let after_ice = done.duration_since(started) - Duration::from_millis(300);
+        eprintln!("DTLS client handshake after ICE: {after_ice:?}");
+        assert!(
+            after_ice < Duration::from_millis(800),
+            "handshake took {after_ice:?} after ICE: a flight was lost"
+        );
+        nominate.abort();
+    }
+
+    /// A peer whose certificate is not the one in its offer is refused, in the client role.
+    #[tokio::test]
+    async fn client_role_checks_the_fingerprint() {
+        let ours = Identity::generate().unwrap();
+        let theirs = Identity::generate().unwrap();
+        let stranger = Identity::generate().unwrap();
+        let (server_addr, _server) = dtls_server(&theirs).await;
+        let (socket, rx) = session_socket().await;
+        let (_remote_tx, remote) = watch::channel(Some(PeerAddr::new(server_addr, None)));
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            handshake(
+                socket,
+                rx,
+                remote,
+                Role::Client,
+                &[SrtpProfile::AeadAes128Gcm],
+                &ours,
+                &fingerprint_of(&stranger),
+            ),
+        )
+        .await
+        .expect("ends within 5 s");
+        assert!(matches!(r, Err(DtlsError::FingerprintMismatch)));
     }
 }

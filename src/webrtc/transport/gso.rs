@@ -9,15 +9,12 @@
 //! device) runs go out packet by packet, and GSO stays off for the process.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Linux: `SOL_UDP`, `UDP_SEGMENT` (not in every libc target's constants).
-const SOL_UDP: libc::c_int = 17;
-const UDP_SEGMENT: libc::c_int = 103;
+use super::udp::{self, Control, PeerAddr};
 /// The kernel's limit on segments per GSO send (`UDP_MAX_SEGMENTS`).
 const MAX_SEGMENTS: usize = 64;
 
@@ -84,7 +81,7 @@ impl Batch {
 
     /// Takes the `len` bytes written into `next_slot` into the batch; sends the batch when
     /// it is full.
-    pub async fn push(&mut self, len: usize, socket: &UdpSocket, to: SocketAddr) -> io::Result<()> {
+    pub async fn push(&mut self, len: usize, socket: &UdpSocket, to: PeerAddr) -> io::Result<()> {
         match self.runs[..self.nruns].last_mut() {
             Some(run) if run.takes(len) => {
                 run.count += 1;
@@ -109,7 +106,7 @@ impl Batch {
     }
 
     /// Sends the batch to `to` and empties it. A send error loses these packets only.
-    pub async fn flush(&mut self, socket: &UdpSocket, to: SocketAddr) -> io::Result<()> {
+    pub async fn flush(&mut self, socket: &UdpSocket, to: PeerAddr) -> io::Result<()> {
         let runs = &self.runs[..self.nruns];
         let r = if runs.is_empty() {
             Ok(())
@@ -139,70 +136,71 @@ fn gso_unsupported(e: &io::Error) -> bool {
     )
 }
 
-async fn send_each(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: SocketAddr) -> io::Result<()> {
+async fn send_each(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: PeerAddr) -> io::Result<()> {
     for run in runs {
         for d in buf[run.start..run.start + run.len()].chunks(run.seg) {
-            socket.send_to(d, to).await?;
+            udp::send(socket, d, to).await?;
         }
     }
     Ok(())
 }
 
-async fn send_runs(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: SocketAddr) -> io::Result<()> {
-    let addr = socket2::SockAddr::from(to);
+async fn send_runs(socket: &UdpSocket, buf: &[u8], runs: &[Run], to: PeerAddr) -> io::Result<()> {
+    let v6 = socket.local_addr()?.is_ipv6();
+    let addr = udp::sockaddr(v6, to.remote);
+    let local = to.local.map(|l| udp::mapped_for(v6, l));
     let mut sent = 0;
     while sent < runs.len() {
         sent += socket
             .async_io(Interest::WRITABLE, || {
-                sendmmsg_runs(socket, buf, &runs[sent..], &addr)
+                sendmmsg_runs(socket, buf, &runs[sent..], &addr, local)
             })
             .await?;
     }
     Ok(())
 }
 
-/// One `sendmmsg`: a message per run, with `UDP_SEGMENT` on runs of more than one datagram.
-/// Returns how many runs the kernel took.
+/// One `sendmmsg`: a message per run, with `UDP_SEGMENT` on runs of more than one datagram
+/// and the peer's local address as source. Returns how many runs the kernel took.
 fn sendmmsg_runs(
     socket: &UdpSocket,
     buf: &[u8],
     runs: &[Run],
     addr: &socket2::SockAddr,
+    local: Option<std::net::IpAddr>,
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    #[repr(C, align(8))]
-    #[derive(Clone, Copy)]
-    struct Control([u8; 32]);
     let n = runs.len().min(MAX_RUNS);
     // SAFETY: the message headers point into `buf`, `addr`, `iovs` and `controls`, which all
-    // outlive the call; each control buffer is aligned for `cmsghdr` and holds
-    // CMSG_SPACE(2) bytes; every run lies inside `buf` (the batch built it).
+    // outlive the call; `write_control` fills each aligned control buffer within its size;
+    // every run lies inside `buf` (the batch built it).
     unsafe {
         let mut iovs: [libc::iovec; MAX_RUNS] = std::mem::zeroed();
-        let mut controls = [Control([0; 32]); MAX_RUNS];
+        let mut controls = [Control::default(); MAX_RUNS];
         let mut msgs: [libc::mmsghdr; MAX_RUNS] = std::mem::zeroed();
-        let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
         for i in 0..n {
             let run = &runs[i];
             iovs[i] = libc::iovec {
                 iov_base: buf[run.start..].as_ptr() as *mut libc::c_void,
                 iov_len: run.len(),
             };
+            let segment = if run.count > 1 {
+                Some(
+                    u16::try_from(run.seg)
+                        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+                )
+            } else {
+                None
+            };
+            let clen = udp::write_control(&mut controls[i], segment, local);
             let m = &mut msgs[i].msg_hdr;
             m.msg_name = addr.as_ptr() as *mut libc::c_void;
             m.msg_namelen = addr.len();
             m.msg_iov = &mut iovs[i];
             m.msg_iovlen = 1;
-            if run.count > 1 {
-                let seg = u16::try_from(run.seg)
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            if clen > 0 {
                 m.msg_control = controls[i].0.as_mut_ptr() as *mut libc::c_void;
-                m.msg_controllen = space as _;
-                let cmsg = libc::CMSG_FIRSTHDR(m);
-                (*cmsg).cmsg_level = SOL_UDP;
-                (*cmsg).cmsg_type = UDP_SEGMENT;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg);
+                m.msg_controllen = clen as _;
             }
         }
         let r = libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0);
@@ -221,9 +219,11 @@ mod tests {
     /// batched with GSO.
     #[tokio::test]
     async fn batches_arrive_as_the_datagrams_they_were() {
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = UdpSocket::bind("0.0.0.0:0").await.unwrap();
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = rx.local_addr().unwrap();
+        // From a local address other than the kernel's choice: every run keeps the source.
+        let src: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let to = PeerAddr::new(rx.local_addr().unwrap(), Some(src));
         let sizes = [
             1200, 1200, 1200, 700, 1200, 1200, 300, 300, 1300, 1200, 1200, 1200, 1200, 90, 1400,
             1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 1400,
@@ -239,11 +239,13 @@ mod tests {
         eprintln!("GSO in use: {}", !GSO_OFF.load(Ordering::Relaxed));
         let mut buf = [0u8; 2000];
         for (i, &n) in sizes.iter().enumerate() {
-            let got = tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv(&mut buf))
-                .await
-                .expect("datagram arrives")
-                .unwrap();
+            let (got, from) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv_from(&mut buf))
+                    .await
+                    .expect("datagram arrives")
+                    .unwrap();
             assert_eq!(got, n, "datagram {i}");
+            assert_eq!(from.ip(), src, "datagram {i} source");
             assert!(
                 buf[..got].iter().all(|&b| b == i as u8),
                 "datagram {i} content"

@@ -13,6 +13,7 @@ pub mod ice;
 pub mod outbound;
 pub mod peer;
 pub mod rtcp;
+pub mod udp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,9 +25,12 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 pub use peer::{Peer, PeerRx};
+pub use udp::PeerAddr;
 
 /// Longest datagram we accept: a full Ethernet frame's worth.
 const MAX_DATAGRAM: usize = 1500;
+/// An address stays with its session while the session heard from it this recently.
+const ADDRESS_HOLD_MS: u64 = 10_000;
 
 #[derive(Default)]
 struct Routes {
@@ -49,6 +53,9 @@ impl Transport {
             .await
             .map_err(|e| anyhow::anyhow!("webrtcLocalUDPAddress: cannot bind UDP {addr}: {e}"))?;
         raise_buffers(&socket);
+        udp::enable_pktinfo(&socket).map_err(|e| {
+            anyhow::anyhow!("webrtcLocalUDPAddress: cannot ask for packet info on {addr}: {e}")
+        })?;
         let local_addr = socket.local_addr()?;
         let t = Arc::new(Transport {
             socket: Arc::new(socket),
@@ -74,9 +81,10 @@ impl Transport {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// A new peer reachable under fresh ICE credentials.
-    pub fn register(&self) -> (Arc<Peer>, PeerRx) {
-        let (peer, rx) = Peer::new(self.now_ms());
+    /// A new peer reachable under fresh ICE credentials; `remote_ufrag`/`remote_pwd` are
+    /// the peer's own, from its offer.
+    pub fn register(&self, remote_ufrag: &str, remote_pwd: &str) -> (Arc<Peer>, PeerRx) {
+        let (peer, rx) = Peer::new(self.epoch, remote_ufrag.into(), remote_pwd.into());
         self.write()
             .by_ufrag
             .insert(peer.ufrag.clone(), Arc::clone(&peer));
@@ -102,15 +110,15 @@ impl Transport {
         self.routes.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn handle(&self, pkt: &[u8], from: SocketAddr) {
+    fn handle(&self, pkt: &[u8], from: PeerAddr) {
         match pkt.first().copied() {
             // RFC 7983 demultiplexing on the first byte.
             Some(0..=3) => self.handle_stun(pkt, from),
             Some(20..=63) | Some(128..=191) => {
-                let Some(peer) = self.read().by_addr.get(&from).cloned() else {
+                let Some(peer) = self.read().by_addr.get(&from.remote).cloned() else {
                     return;
                 };
-                peer.seen(self.now_ms());
+                // Not consent yet: the session counts it once SRTP authenticates it.
                 let data = Bytes::copy_from_slice(pkt);
                 if pkt[0] < 64 {
                     peer.push_dtls(data);
@@ -122,29 +130,68 @@ impl Transport {
         }
     }
 
-    fn handle_stun(&self, pkt: &[u8], from: SocketAddr) {
-        let lookup = |ufrag: &str| self.read().by_ufrag.get(ufrag).cloned();
-        match ice::answer_binding(pkt, from, lookup) {
-            Ok(ice::Checked {
-                peer,
-                response,
-                nominate,
-            }) => {
-                peer.seen(self.now_ms());
-                let known = self
-                    .read()
-                    .by_addr
-                    .get(&from)
-                    .is_some_and(|p| Arc::ptr_eq(p, &peer));
-                if !known {
-                    self.write().by_addr.insert(from, Arc::clone(&peer));
-                }
-                peer.checked(from, nominate);
-                if let Err(e) = self.socket.try_send_to(&response, from) {
-                    debug!(%from, error = %e, "STUN response not sent");
+    fn handle_stun(&self, pkt: &[u8], from: PeerAddr) {
+        match ice::kind(pkt) {
+            ice::Kind::Request => self.handle_check(pkt, from),
+            ice::Kind::Response(txid) => {
+                let Some(peer) = self.read().by_addr.get(&from.remote).cloned() else {
+                    return;
+                };
+                match ice::consent_answered(pkt, &peer) {
+                    Ok(()) if peer.probe_answered(from, txid, self.now_ms()) => {
+                        debug!(%from, ufrag = %peer.ufrag, "consent: media follows the peer to a new address");
+                    }
+                    Ok(()) => debug!(%from, "STUN response to no probe of ours"),
+                    Err(e) => debug!(%from, error = %e, "STUN response ignored"),
                 }
             }
-            Err(e) => debug!(%from, error = %e, "STUN message ignored"),
+            ice::Kind::Other => {
+                debug!(%from, "STUN message ignored: not a binding request or response")
+            }
+        }
+    }
+
+    fn handle_check(&self, pkt: &[u8], from: PeerAddr) {
+        let lookup = |ufrag: &str| self.read().by_ufrag.get(ufrag).cloned();
+        let ice::Checked {
+            peer,
+            response,
+            nominate,
+        } = match ice::answer_binding(pkt, from.remote, lookup) {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(%from, error = %e, "STUN message ignored");
+                return;
+            }
+        };
+        let now = self.now_ms();
+        let owner = self.read().by_addr.get(&from.remote).cloned();
+        match owner {
+            Some(p) if Arc::ptr_eq(&p, &peer) => {}
+            // Another live session's address: a check with other credentials from there
+            // must not steal its traffic (spoofed, or a stale client).
+            Some(p) if now.saturating_sub(p.last_seen_ms()) < ADDRESS_HOLD_MS => {
+                debug!(%from, "binding request from an address another session holds: ignored");
+                return;
+            }
+            _ => {
+                self.write().by_addr.insert(from.remote, Arc::clone(&peer));
+            }
+        }
+        // From the address the check was sent to (RFC 8445 7.3).
+        if let Err(e) = udp::try_send(&self.socket, &response, from) {
+            debug!(%from, error = %e, "STUN response not sent");
+        }
+        if peer.checked(from, nominate, now) == peer::CheckOutcome::Probe {
+            match ice::consent_request(&peer) {
+                Ok((txid, req)) => {
+                    peer.probing(from, txid, now);
+                    if let Err(e) = udp::try_send(&self.socket, &req, from) {
+                        debug!(%from, error = %e, "consent request not sent");
+                    }
+                }
+                Err(e) => warn!(error = %e, "consent request not built"),
+            }
         }
     }
 }
@@ -153,7 +200,7 @@ impl Transport {
 async fn receive_loop(transport: std::sync::Weak<Transport>, socket: Arc<UdpSocket>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
+        let (n, from) = match udp::recv(&socket, &mut buf).await {
             Ok(v) => v,
             Err(e) => {
                 // ICMP port unreachable from a gone peer shows up here on some systems.

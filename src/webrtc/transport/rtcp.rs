@@ -29,6 +29,12 @@ pub enum CryptoError {
     Context(String),
     #[error("RTCP: {0}")]
     Rtcp(String),
+    #[error("SRTCP packet of {len} bytes; {profile} needs at least {min}")]
+    ShortSrtcp {
+        len: usize,
+        min: usize,
+        profile: &'static str,
+    },
 }
 
 /// Protects RTP we send: in place for the profiles `SrtpSender` implements, through
@@ -133,6 +139,16 @@ impl Crypto {
         &mut self,
         pkt: &[u8],
     ) -> Result<Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>, CryptoError> {
+        // `webrtc-srtp` reads the SSRC, the SRTCP index and the tag without checking the
+        // length first, and panics on a short packet.
+        let min = SRTCP_HEADER + SRTCP_INDEX + self.profile.tag_len();
+        if pkt.len() < min {
+            return Err(CryptoError::ShortSrtcp {
+                len: pkt.len(),
+                min,
+                profile: self.profile.as_str(),
+            });
+        }
         let plain = self
             .in_ctx
             .decrypt_rtcp(pkt)
@@ -141,6 +157,10 @@ impl Crypto {
             .map_err(|e| CryptoError::Rtcp(e.to_string()))
     }
 }
+
+/// RTCP header with the sender SSRC, and the E flag + SRTCP index (RFC 3711 3.4).
+const SRTCP_HEADER: usize = 8;
+const SRTCP_INDEX: usize = 4;
 
 /// RTP or RTCP (RFC 5761 4: RTCP packet types 192-223 sit where RTP has marker+PT).
 pub fn is_rtcp(pkt: &[u8]) -> bool {
