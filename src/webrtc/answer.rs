@@ -88,6 +88,10 @@ pub fn build(t: &Transport<'_>, sections: &[Section<'_>]) -> String {
                 let _ = write!(s, "a=mid:{mid}\r\n");
             }
             s.push_str("a=inactive\r\n");
+            if m.proto.contains("RTP") {
+                // aiortc refuses an answer with any RTP section lacking rtcp-mux.
+                s.push_str("a=rtcp-mux\r\n");
+            }
             if let Some(c) = first {
                 write_codec(&mut s, c);
             }
@@ -237,6 +241,7 @@ mod tests {
                 "a=ice-pwd:pw",
                 "a=fingerprint:sha-256 AA:BB",
                 "a=setup:passive",
+                "a=rtcp-mux",
             ] {
                 assert!(sec.contains(attr), "{attr} missing in m={sec}");
             }

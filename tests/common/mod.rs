@@ -295,6 +295,9 @@ pub struct ViewerOptions {
     pub authorization: Option<String>,
     /// Put a fingerprint in the offer that is not the peer's certificate's.
     pub wrong_fingerprint: bool,
+    /// Offer `a=setup:passive` (as ffmpeg's WHIP muxer does), so the server is the DTLS
+    /// client; the `webrtc` crate then takes the server role from the answer's `active`.
+    pub passive: bool,
 }
 
 impl Default for ViewerOptions {
@@ -309,6 +312,7 @@ impl Default for ViewerOptions {
             mute: None,
             authorization: None,
             wrong_fingerprint: false,
+            passive: false,
         }
     }
 }
@@ -446,6 +450,9 @@ impl Viewer {
                 .collect::<Vec<_>>()
                 .join("\r\n")
                 + "\r\n";
+        }
+        if opts.passive {
+            offer = offer.replace("a=setup:actpass", "a=setup:passive");
         }
 
         let posted_at = Instant::now();
@@ -1057,7 +1064,7 @@ impl webrtc::util::Conn for MutableConn {
 }
 
 /// Runs an ffmpeg tool (bounded), failing the test with its stderr if it fails.
-async fn ffmpeg_tool(program: &str, args: &[&str], limit: Duration) -> std::process::Output {
+pub async fn ffmpeg_tool(program: &str, args: &[&str], limit: Duration) -> std::process::Output {
     let out = tokio::time::timeout(
         limit,
         Command::new(program)

@@ -125,6 +125,12 @@ pub struct Secured {
     pub keys: Keys,
 }
 
+/// How soon our flights are resent as DTLS client. Some passive peers drop the first
+/// ClientHello by design: ffmpeg's WHIP muxer reads it in its ICE loop and only then opens
+/// its DTLS server, which waits for the resend. The crate's default (1 s) made every such
+/// publish take a second; libwebrtc starts its own timer at 50 ms for the same reason.
+const CLIENT_FLIGHT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs the handshake: waits for the ClientHello (server role) to choose the profile, then
 /// lets the `dtls` crate finish; checks the peer's certificate against its offer and
 /// exports the SRTP keys.
@@ -196,6 +202,10 @@ pub async fn handshake(
         extended_master_secret: ExtendedMasterSecretType::Request,
         // Self-signed on both sides: the fingerprint check below is the authentication.
         insecure_skip_verify: true,
+        flight_interval: match role {
+            Role::Client => CLIENT_FLIGHT_INTERVAL,
+            Role::Server => Duration::ZERO,
+        },
         ..Default::default()
     };
     let conn = DTLSConn::new(
