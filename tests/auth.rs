@@ -344,3 +344,106 @@ async fn jwt_from_a_jwks_is_accepted_and_a_tampered_one_refused() {
     );
     server.shutdown();
 }
+
+/// Sends an API request with optional Basic credentials; returns the status and body.
+async fn api_call(
+    server: &hubcast::Server,
+    method: &str,
+    path: &str,
+    body: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let url = format!("http://{}{path}", server.addrs.api.expect("api"));
+    let mut r = reqwest::Client::new()
+        .request(m, url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(a) = authorization {
+        r = r.header("Authorization", a);
+    }
+    let resp = r.send().await.expect("API request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// Auth holds: no WHIP or API read without credentials, and WHIP with them works.
+async fn locked(server: &hubcast::Server, when: &str) {
+    let (s, _) = whip(server, "cam", None, "127.0.0.1").await;
+    assert_eq!(s, 401, "unauthenticated WHIP {when}");
+    let (s, _) = api_call(server, "GET", "/v3/paths/list", "", None).await;
+    assert_eq!(s, 401, "unauthenticated API read {when}");
+    let fresh = format!("p{}", next_id());
+    let (s, _) = whip(server, &fresh, Some(&basic("pub", "secret")), "127.0.0.1").await;
+    assert_eq!(s, 201, "WHIP with credentials {when}");
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Every `/v3/config` write, done by an admin with auth on, leaves auth in force: the API
+/// neither shows nor takes `auth*` keys, and rebuilding the configuration from what it shows
+/// used to fall back to the open defaults (an unauthenticated WHIP then got 201).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_config_write_through_the_api_weakens_auth() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(config(
+        "authInternalUsers:\n\
+         - user: admin\n  pass: adminpass\n  permissions: [{action: api}]\n\
+         - user: pub\n  pass: secret\n  permissions: [{action: publish}, {action: read}]\n\
+         paths:\n  cam:\n  all_others:\n",
+    ))
+    .await;
+    let admin = basic("admin", "adminpass");
+    let admin = Some(admin.as_str());
+    locked(&server, "at start").await;
+
+    let writes: [(&str, &str, &str); 6] = [
+        ("PATCH", "/v3/config/global/patch", r#"{"logLevel":"info"}"#),
+        ("POST", "/v3/config/paths/add/extra", r#"{"maxReaders":3}"#),
+        (
+            "PATCH",
+            "/v3/config/paths/patch/extra",
+            r#"{"maxReaders":4}"#,
+        ),
+        (
+            "PATCH",
+            "/v3/config/paths/patch/cam",
+            r#"{"overridePublisher":true}"#,
+        ),
+        ("DELETE", "/v3/config/paths/delete/extra", ""),
+        (
+            "PATCH",
+            "/v3/config/paths/patch/all_others",
+            r#"{"maxReaders":0}"#,
+        ),
+    ];
+    for (method, path, body) in writes {
+        // Without credentials the write itself is refused and changes nothing.
+        let (s, _) = api_call(&server, method, path, body, None).await;
+        assert_eq!(s, 401, "{method} {path} without credentials");
+        let (s, text) = api_call(&server, method, path, body, admin).await;
+        assert_eq!(s, 200, "{method} {path} as admin: {text}");
+        locked(&server, &format!("after {method} {path}")).await;
+    }
+
+    // The API does not take auth keys: a clear 400, and auth is as it was.
+    for body in [
+        r#"{"authMethod":"http","authHTTPAddress":"http://127.0.0.1:1/"}"#,
+        r#"{"authInternalUsers":[{"user":"any","permissions":[{"action":"publish"}]}]}"#,
+    ] {
+        let (s, text) = api_call(&server, "PATCH", "/v3/config/global/patch", body, admin).await;
+        assert_eq!(s, 400, "{body}: {text}");
+        assert!(text.contains("config file only"), "{text}");
+    }
+    locked(&server, "after refused auth patches").await;
+    let (_, shown) = api_call(&server, "GET", "/v3/config/global/get", "", admin).await;
+    assert!(
+        !shown.contains("adminpass") && !shown.contains("authInternalUsers"),
+        "{shown}"
+    );
+    server.shutdown();
+}

@@ -102,6 +102,29 @@ pub fn load(m: Map<String, Value>) -> Result<Config, ConfigError> {
     Config::from_yaml_str(&Value::Object(m).to_string())
 }
 
+/// `auth*` keys: the API neither shows nor takes them. Credentials stay out of API answers,
+/// and a control-API user cannot open the server up (or lock everyone out) with one write.
+pub fn is_auth_key(key: &str) -> bool {
+    key.starts_with("auth")
+}
+
+/// Loads `m`, a document built from what the API shows plus a change, as the configuration
+/// that replaces `current`. `m` has no `auth*` keys, so `current`'s are carried over: loading
+/// it alone would fall back to the open defaults and erase every credential.
+pub fn load_over(current: &Config, m: Map<String, Value>) -> Result<Config, ConfigError> {
+    let loaded = load(m)?;
+    Ok(Config {
+        auth_method: current.auth_method,
+        auth_internal_users: current.auth_internal_users.clone(),
+        auth_http_address: current.auth_http_address.clone(),
+        auth_http_exclude: current.auth_http_exclude.clone(),
+        auth_jwt_jwks: current.auth_jwt_jwks.clone(),
+        auth_jwt_claim_key: current.auth_jwt_claim_key.clone(),
+        auth_jwt_exclude: current.auth_jwt_exclude.clone(),
+        ..loaded
+    })
+}
+
 /// Global keys that need new listeners: refused at run time rather than half-applied.
 pub const RESTART_KEYS: [&str; 14] = [
     "api",

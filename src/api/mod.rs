@@ -381,14 +381,19 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn load(m: Map<String, Value>) -> Result<Config, ApiError> {
-    json::load(m).map_err(|e| bad_request(e.to_string()))
+fn load_over(current: &Config, m: Map<String, Value>) -> Result<Config, ApiError> {
+    json::load_over(current, m).map_err(|e| bad_request(e.to_string()))
 }
 
 async fn config_global_patch(State(api): State<Api>, body: axum::body::Bytes) -> ApiResult {
     let patch = object(&body)?;
     if patch.contains_key("paths") || patch.contains_key("pathDefaults") {
         return Err(bad_request("paths are changed with /v3/config/paths/..."));
+    }
+    if let Some(key) = patch.keys().find(|k| json::is_auth_key(k)) {
+        return Err(bad_request(format!(
+            "{key}: authentication settings are changed in the config file only, not through the API"
+        )));
     }
     let _guard = api.write.lock().await;
     let current = api.paths.config();
@@ -397,7 +402,7 @@ async fn config_global_patch(State(api): State<Api>, body: axum::body::Bytes) ->
     for (k, v) in patch {
         m.insert(k, v);
     }
-    let new = load(m)?;
+    let new = load_over(&current, m)?;
     let after = json::global(&new);
     for key in json::RESTART_KEYS {
         if before.get(key) != after.get(key) {
@@ -442,14 +447,15 @@ async fn edit_paths(
     edit: impl FnOnce(&mut Map<String, Value>) -> Result<(), ApiError>,
 ) -> ApiResult {
     let _guard = api.write.lock().await;
-    let mut m = json::full(&api.paths.config());
+    let current = api.paths.config();
+    let mut m = json::full(&current);
     let mut paths = match m.remove("paths") {
         Some(Value::Object(p)) => p,
         _ => Map::new(),
     };
     edit(&mut paths)?;
     m.insert("paths".into(), Value::Object(paths));
-    api.apply(load(m)?);
+    api.apply(load_over(&current, m)?);
     Ok(Json(json!({})))
 }
 
