@@ -54,11 +54,14 @@ struct Args {
     bitrate: String,
     concurrency: usize,
     warmup: f64,
+    /// The server's `webrtcLocalUDPAddress` host: 127.0.0.1, or 0.0.0.0 as the built-in
+    /// default has it (replies then carry their source address per message).
+    udp_bind: String,
 }
 
 fn usage() -> &'static str {
     "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--sweep 10,50,100] \
-     [--server-bin PATH] [--bitrate 2M] [--concurrency C] [--warmup S]"
+     [--server-bin PATH] [--bitrate 2M] [--concurrency C] [--warmup S] [--udp-bind 0.0.0.0]"
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -71,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
         bitrate: "2M".into(),
         concurrency: 10,
         warmup: 3.0,
+        udp_bind: "127.0.0.1".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -111,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--server-bin" => a.server_bin = PathBuf::from(value("--server-bin")?),
             "--bitrate" => a.bitrate = value("--bitrate")?,
+            "--udp-bind" => a.udp_bind = value("--udp-bind")?,
             "--concurrency" => {
                 a.concurrency = value("--concurrency")?
                     .parse::<usize>()
@@ -263,7 +268,7 @@ async fn run_one(
     out_dir: &std::path::Path,
 ) -> Result<RunResult, String> {
     let tck = server::clk_tck();
-    let mut srv = ServerProc::start(&args.server_bin, out_dir, &n.to_string())?;
+    let mut srv = ServerProc::start(&args.server_bin, out_dir, &n.to_string(), &args.udp_bind)?;
     let pid = srv.pid.to_string();
     let publisher = Publisher::start(Arc::clone(source), srv.rtsp_addr(), "bench");
     let recording =

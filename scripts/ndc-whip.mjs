@@ -7,8 +7,9 @@
 //   node scripts/ndc-whip.mjs --url http://127.0.0.1:8889/cam/whip --seconds 6
 //        [--bind 127.0.0.1] [--setup actpass] [--log-level Warning]
 //
-// --bind pins libdatachannel's host candidate to one local address (the server may
-// advertise another one: it must answer from the address the checks were sent to).
+// --bind pins libdatachannel's host candidates to one local address (without it, all
+// interfaces); with 127.0.0.1 while the server advertises its interface address, the
+// server must answer from the address the checks were sent to.
 // --setup rewrites a=setup in the offer that is POSTed; the default, actpass, sends the
 // offer exactly as libdatachannel wrote it.
 // Prints one JSON line on stdout, {"connected":true,"dtlsMs":..,"videoPackets":..,
@@ -26,7 +27,7 @@ let finished = false;
 let stopping = false; // ffmpeg is being stopped on purpose
 const sockets = [];
 
-const args = { url: null, seconds: 6, bind: '127.0.0.1', setup: 'actpass', logLevel: 'Warning' };
+const args = { url: null, seconds: 6, bind: undefined, setup: 'actpass', logLevel: 'Warning' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [k, v] = [process.argv[i], process.argv[i + 1]];
   if (v === undefined) fail(`missing value for ${k}`);
@@ -86,7 +87,9 @@ async function main() {
   setTimeout(() => fail(`whole run exceeded ${args.seconds + 18} s`), (args.seconds + 18) * 1000).unref();
 
   ndc.initLogger(args.logLevel, (level, msg) => process.stderr.write(`[ndc ${level}] ${msg}\n`));
-  pc = new ndc.PeerConnection('whip', { iceServers: [], bindAddress: args.bind });
+  const config = { iceServers: [] };
+  if (args.bind) config.bindAddress = args.bind;
+  pc = new ndc.PeerConnection('whip', config);
 
   const video = new ndc.Video('0', 'SendOnly');
   video.addH264Codec(VIDEO_PT, 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1');

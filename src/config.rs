@@ -491,6 +491,18 @@ impl Config {
 }
 
 impl PathConf {
+    /// Do the keys a pulled source runs with differ? The others (`maxReaders`,
+    /// `overridePublisher`) are read where they apply, and changing them must not restart
+    /// the source and drop its viewers.
+    pub fn source_differs(&self, other: &PathConf) -> bool {
+        self.source != other.source
+            || self.source_on_demand != other.source_on_demand
+            || self.source_on_demand_start_timeout != other.source_on_demand_start_timeout
+            || self.source_on_demand_close_after != other.source_on_demand_close_after
+            || self.source_reconnect_grace != other.source_reconnect_grace
+            || self.rtsp_transport != other.rtsp_transport
+    }
+
     /// The `rtsp://` or `rtsps://` URL to pull from, or None when clients publish the stream.
     pub fn source_url(&self) -> Option<&str> {
         (self.source != PUBLISHER).then_some(self.source.as_str())
@@ -649,6 +661,16 @@ impl SrtpProfile {
         match self {
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 16,
             SrtpProfile::AesCm128HmacSha1_80 => 10,
+        }
+    }
+
+    /// The same profile as `webrtc-srtp` names it.
+    pub fn to_srtp(self) -> webrtc::srtp::protection_profile::ProtectionProfile {
+        use webrtc::srtp::protection_profile::ProtectionProfile as P;
+        match self {
+            SrtpProfile::AeadAes128Gcm => P::AeadAes128Gcm,
+            SrtpProfile::AeadAes256Gcm => P::AeadAes256Gcm,
+            SrtpProfile::AesCm128HmacSha1_80 => P::Aes128CmHmacSha1_80,
         }
     }
 

@@ -447,3 +447,51 @@ async fn no_config_write_through_the_api_weakens_auth() {
     );
     server.shutdown();
 }
+
+fn argon2_phc(pass: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(b"hubcast-test-salt").expect("salt");
+    // The crate's default cost (19 MiB, 2 passes): tens of ms per check, as in production.
+    argon2::Argon2::default()
+        .hash_password(pass.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
+}
+
+/// A flood of guesses against an Argon2 password: a bounded number of hash checks run at
+/// once and a bounded number wait; the rest get 503 at once. The right password still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argon2_checks_are_bounded_and_excess_gets_503() {
+    let _heavy = HEAVY.lock().await;
+    let phc = argon2_phc("right");
+    let server = start(config(&format!(
+        "authInternalUsers:\n\
+         - user: cam\n  pass: 'argon2:{phc}'\n  permissions: [{{action: publish}}]\n"
+    )))
+    .await;
+    let server = Arc::new(server);
+    let wrong = basic("cam", "wrong");
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let server = Arc::clone(&server);
+        let wrong = wrong.clone();
+        tasks.push(tokio::spawn(async move {
+            whip(&server, &format!("g{i}"), Some(&wrong), "127.0.0.1")
+                .await
+                .0
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.expect("task")).or_insert(0) += 1;
+    }
+    eprintln!("120 concurrent wrong passwords: {statuses:?}");
+    assert!(statuses.get(&503).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(statuses.get(&401).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(
+        statuses.keys().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    let (s, _) = whip(&server, "good", Some(&basic("cam", "right")), "127.0.0.2").await;
+    assert_eq!(s, 201, "the right password after the flood");
+}

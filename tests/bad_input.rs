@@ -149,6 +149,36 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
         "{err}"
     );
 
+    // 130 media sections: their default interleaved channels (2 per media) would overflow
+    // a byte at SETUP; the ANNOUNCE is refused and says why.
+    let mut many = String::from("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n");
+    for i in 0..130 {
+        many.push_str(&format!(
+            "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID={i}\r\n"
+        ));
+    }
+    let mut p = RawPublisher::connect(rtsp).await;
+    let url = format!("rtsp://{rtsp}/many");
+    let (status, resp) = p
+        .request(
+            "ANNOUNCE",
+            &url,
+            &[("Content-Type", "application/sdp")],
+            &many,
+        )
+        .await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp.contains("130 media sections"), "{resp}");
+    let (status, resp) = p
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=129"),
+            &[("Transport", "RTP/AVP/TCP;unicast;mode=record")],
+            "",
+        )
+        .await;
+    assert!(status >= 400, "SETUP of a refused ANNOUNCE: {resp}");
+
     let mut p = RawPublisher::connect(rtsp).await;
     let err = p
         .start(&format!("rtsp://{rtsp}/cam"), H264_SDP)
@@ -215,5 +245,74 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
     });
     v.close().await;
     ff.stop().await;
+    server.shutdown();
+}
+
+/// A request dribbled in a byte at a time is cut off once readTimeout has passed since it
+/// began (each byte used to restart the timer), and one address cannot hold more than its
+/// share of RTSP connections; others still get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
+    let _heavy = HEAVY.lock().await;
+    let mut config = test_config();
+    config.read_timeout = Duration::from_secs(2);
+    let server = start(config).await;
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+
+    let mut slow = TcpStream::connect(rtsp).await.expect("connect");
+    let started = std::time::Instant::now();
+    let head = b"OPTIONS rtsp://x/cam RTSP/1.0\r\nCSeq: 1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed_after = None;
+    for b in head {
+        if slow.write_all(&[*b]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut one = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(250), slow.read(&mut one)).await
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the dribbling connection was never closed");
+    eprintln!("a request dribbled at 4 bytes/s was cut after {closed_after:?}");
+    assert!(closed_after < Duration::from_secs(6), "{closed_after:?}");
+
+    // 300 idle connections from 127.0.0.1: the ones past the per-address cap are closed
+    // at once; a client from 127.0.0.2 is still served.
+    let mut all = Vec::new();
+    for _ in 0..300 {
+        all.push(TcpStream::connect(rtsp).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for s in all {
+        let mut one = [0u8; 1];
+        match s.try_read(&mut one) {
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => refused += 1,
+            _ => held.push(s),
+        }
+    }
+    eprintln!(
+        "300 connections from one address: {} held, {refused} refused",
+        held.len()
+    );
+    assert_eq!(held.len(), hubcast::rtsp::limits::MAX_PER_IP);
+    let other = tokio::net::TcpSocket::new_v4().expect("socket");
+    other
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind");
+    let mut other = other.connect(rtsp).await.expect("connect");
+    other
+        .write_all(b"OPTIONS rtsp://x/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .await
+        .expect("write");
+    let resp = read_response(&mut other).await;
+    assert!(resp.starts_with("RTSP/1.0 200"), "{resp}");
+    drop(held);
     server.shutdown();
 }

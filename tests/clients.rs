@@ -302,3 +302,81 @@ async fn passive_offer_handshakes_well_under_a_second() {
     cam.stop().await;
     server.shutdown();
 }
+
+/// node-datachannel (libdatachannel, the stack OBS's WHIP output uses) publishes with
+/// libdatachannel's own `a=setup:actpass` offer, forwarding H.264 and Opus RTP that ffmpeg
+/// produced; the path decodes over RTSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_datachannel_publishes_over_whip() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(defaults()).await;
+    for run in 0..3 {
+        let path = format!("obs{run}");
+        let url = format!(
+            "http://{}/{path}/whip",
+            server.addrs.webrtc_http.expect("http")
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg(format!("{ROOT}/scripts/ndc-whip.mjs")).args([
+            "--url",
+            &url,
+            "--seconds",
+            "10",
+            "--bind",
+            "127.0.0.1",
+        ]);
+        let client = tokio::spawn(run_json(cmd, Duration::from_secs(60)));
+        wait_stream(&server, &path, Duration::from_secs(20)).await;
+        if run == 0 {
+            let streams = probe_streams(&server, &path).await;
+            assert!(streams.contains("h264,640,360"), "{streams}");
+            assert!(streams.contains("opus,48000"), "{streams}");
+        }
+        let errors = decode_90(&rtsp_url(&server, &path), "tcp").await;
+        assert!(
+            errors.is_empty(),
+            "decoding libdatachannel's H.264: {errors}"
+        );
+        let r = client.await.expect("client task");
+        assert_eq!(r["connected"].as_bool(), Some(true), "{r}");
+        assert!(r["videoPackets"].as_u64().unwrap_or(0) > 300, "{r}");
+        assert!(r["audioPackets"].as_u64().unwrap_or(0) > 100, "{r}");
+    }
+    server.shutdown();
+}
+
+/// GStreamer's webrtcbin as a WHEP viewer: max-bundle makes its audio section `m=audio 0`
+/// with `a=bundle-only`, which must be answered, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_webrtcbin_plays_whep() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(defaults()).await;
+    let av = Ffmpeg::push(&rtsp_url(&server, "av"), RtspTransport::Tcp, 30, true);
+    let v = Ffmpeg::push(&rtsp_url(&server, "v"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "av", Duration::from_secs(15)).await;
+    wait_stream(&server, "v", Duration::from_secs(15)).await;
+    for (path, audio) in [("av", true), ("v", false), ("av", true)] {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(format!("{ROOT}/scripts/gst-whep.py")).args([
+            "--url",
+            &whep_url(&server, path),
+            "--seconds",
+            "5",
+        ]);
+        let r = run_json(cmd, Duration::from_secs(60)).await;
+        assert!(r["videoFrames"].as_u64().unwrap_or(0) >= 60, "{path}: {r}");
+        assert_eq!(
+            (r["width"].as_u64(), r["height"].as_u64()),
+            (Some(1280), Some(720))
+        );
+        if audio {
+            assert!(
+                r["audioBuffers"].as_u64().unwrap_or(0) >= 50,
+                "Opus over bundle-only: {r}"
+            );
+        }
+    }
+    av.stop().await;
+    v.stop().await;
+    server.shutdown();
+}

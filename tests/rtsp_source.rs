@@ -401,3 +401,56 @@ async fn readers_are_closed_once_the_reconnect_grace_is_over() {
     );
     server.shutdown();
 }
+
+/// A config write that leaves a pulled path's source keys alone (here `maxReaders`) does not
+/// restart the source: the camera sees no new client and the viewer never stops. A write to
+/// a source key (`rtspTransport`) does restart it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_change_restarts_a_source_only_for_source_keys() {
+    let _heavy = HEAVY.lock().await;
+    let cam = Camera::start(free_port(), &[]).await;
+    let server = start(pull_config("cam", &cam.url(), |p| {
+        p.rtsp_transport = SourceTransport::Tcp
+    }))
+    .await;
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let mut v = Viewer::connect(&whep_url(&server, "cam"), ViewerOptions::default())
+        .await
+        .expect("WHEP");
+    assert!(v.wait_connected(Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let clients = cam.count("CLIENT");
+    let api = format!("http://{}", server.addrs.api.expect("api"));
+    let patch = |body: &'static str| {
+        let url = format!("{api}/v3/config/paths/patch/cam");
+        async move {
+            let r = reqwest::Client::new()
+                .patch(url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("PATCH");
+            assert_eq!(r.status().as_u16(), 200, "{body}");
+        }
+    };
+    patch(r#"{"maxReaders":5}"#).await;
+    let before = v.snapshot(|r| r.aus.len());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cam.count("CLIENT"),
+        clients,
+        "maxReaders restarted the source"
+    );
+    assert!(v.snapshot(|r| r.ended.is_none() && r.aus.len() > before + 30));
+    assert_eq!(v.snapshot(|r| r.seq_gaps), 0);
+
+    patch(r#"{"rtspTransport":"udp"}"#).await;
+    assert!(
+        wait_until(Duration::from_secs(10), || cam.count("CLIENT") > clients).await,
+        "a source key change restarts the source"
+    );
+    v.close().await;
+    cam.kill().await;
+    server.shutdown();
+}

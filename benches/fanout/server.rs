@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 /// Every port the config names.
 #[derive(Debug, Clone)]
 pub struct Ports {
+    pub udp_bind: String,
     pub rtsp: u16,
     pub rtp: u16,
     pub webrtc_http: u16,
@@ -53,6 +54,7 @@ impl Ports {
         let (rtp, _a, _b) =
             pair.ok_or_else(|| std::io::Error::other("no free even/odd UDP port pair"))?;
         Ok(Ports {
+            udp_bind: "127.0.0.1".into(),
             rtsp: tcp_port(0)?,
             webrtc_http: tcp_port(1)?,
             api: tcp_port(2)?,
@@ -81,7 +83,7 @@ impl Ports {
              rtcpAddress: 127.0.0.1:{rtcp}\n\
              webrtc: yes\n\
              webrtcAddress: 127.0.0.1:{http}\n\
-             webrtcLocalUDPAddress: 127.0.0.1:{udp}\n\
+             webrtcLocalUDPAddress: {udp_bind}:{udp}\n\
              paths:\n  all_others:\n",
             api = self.api,
             metrics = self.metrics,
@@ -91,6 +93,7 @@ impl Ports {
             rtcp = self.rtp + 1,
             http = self.webrtc_http,
             udp = self.webrtc_udp,
+            udp_bind = self.udp_bind,
         )
     }
 }
@@ -105,11 +108,17 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
-    pub fn start(bin: &Path, out_dir: &Path, tag: &str) -> Result<ServerProc, String> {
+    pub fn start(
+        bin: &Path,
+        out_dir: &Path,
+        tag: &str,
+        udp_bind: &str,
+    ) -> Result<ServerProc, String> {
         let mut last_err = String::new();
         // A port picked free can be taken by someone else before the server binds it: retry.
         for _attempt in 0..3 {
-            let ports = Ports::pick().map_err(|e| format!("cannot pick free ports: {e}"))?;
+            let mut ports = Ports::pick().map_err(|e| format!("cannot pick free ports: {e}"))?;
+            ports.udp_bind = udp_bind.to_string();
             let config_path = std::env::temp_dir()
                 .join(format!("hubcast-fanout-{}-{tag}.yml", std::process::id()));
             fs::write(&config_path, ports.yaml())

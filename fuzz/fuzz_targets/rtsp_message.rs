@@ -37,11 +37,12 @@ enum Seen {
     Error(String),
 }
 
-/// Parses everything `buf` holds, the way `Connection::run` loops after a read.
-fn drain(buf: &mut BytesMut, seen: &mut Vec<Seen>) -> bool {
+/// Parses everything `buf` holds, the way `Connection::run` loops after a read, with the
+/// connection's parser (which remembers how far a pending head was searched).
+fn drain(parser: &mut message::Parser, buf: &mut BytesMut, seen: &mut Vec<Seen>) -> bool {
     loop {
         let before = buf.clone();
-        match message::parse(buf) {
+        match parser.parse(buf) {
             Ok(Some(msg)) => {
                 assert!(buf.len() < before.len(), "a message consumed no bytes");
                 seen.push(match msg {
@@ -168,15 +169,16 @@ fuzz_target!(|data: &[u8]| {
     // One read holding everything.
     let mut whole = Vec::new();
     let mut buf = BytesMut::from(stream);
-    drain(&mut buf, &mut whole);
+    drain(&mut message::Parser::default(), &mut buf, &mut whole);
 
     // Reads of `chunk` bytes, parsing after each like the connection does.
     let mut chunked = Vec::new();
     if chunk != 0 {
         let mut buf = BytesMut::new();
+        let mut parser = message::Parser::default();
         for piece in stream.chunks(usize::from(chunk)) {
             buf.extend_from_slice(piece);
-            if !drain(&mut buf, &mut chunked) {
+            if !drain(&mut parser, &mut buf, &mut chunked) {
                 break;
             }
         }

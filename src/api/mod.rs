@@ -2,6 +2,7 @@
 //! endpoint. Path configuration changes take effect at once through
 //! [`PathManager::apply_config`], the same way a hot reload of the file does.
 
+pub mod browser_guard;
 pub mod json;
 pub mod metrics;
 
@@ -638,7 +639,7 @@ pub fn guarded(
     protocol: crate::auth::Protocol,
 ) -> Router {
     use crate::auth::{gate, Auth, AuthRequest, Credentials};
-    router.layer(axum::middleware::from_fn(
+    let router = router.layer(axum::middleware::from_fn(
         move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
             std::net::SocketAddr,
         >,
@@ -661,12 +662,16 @@ pub fn guarded(
                     id: None,
                     query: req.uri().query().unwrap_or(""),
                     rtsp_method: None,
+                    rtsp_uri: "",
                 };
                 match gate::check(&paths.auth(), &check).await {
                     Ok(()) => next.run(req).await,
                     Err(refusal) => {
-                        let mut r = ApiError(StatusCode::UNAUTHORIZED, refusal.message.into())
-                            .into_response();
+                        let status = match refusal.busy {
+                            true => StatusCode::SERVICE_UNAVAILABLE,
+                            false => StatusCode::UNAUTHORIZED,
+                        };
+                        let mut r = ApiError(status, refusal.message.into()).into_response();
                         for c in &refusal.challenges {
                             if let Ok(v) = axum::http::HeaderValue::from_str(c) {
                                 r.headers_mut()
@@ -678,5 +683,6 @@ pub fn guarded(
                 }
             }
         },
-    ))
+    ));
+    router.layer(axum::middleware::from_fn(browser_guard::layer))
 }

@@ -105,17 +105,21 @@ pub(crate) fn expected_response(d: &DigestResponse, pass: &str, method: &str) ->
     }
 }
 
-/// Checks a Digest response against a plain password. The realm must be ours and the nonce
-/// fresh; the caller checked the user name.
+/// Checks a Digest response against a plain password. The realm must be ours, the nonce
+/// fresh, and the response made for this request's URL (a response captured on one request
+/// must not open another path); the caller checked the user name.
 pub(crate) fn verify(
     d: &DigestResponse,
     pass: &str,
-    method: &str,
+    (method, request_uri): (&str, &str),
     nonces: &Nonces,
     now: u64,
 ) -> Result<(), &'static str> {
     if d.realm != REALM {
         return Err("digest realm is not ours");
+    }
+    if !same_target(&d.uri, request_uri) {
+        return Err("digest uri is not the request's URL");
     }
     if !nonces.is_fresh(&d.nonce, now) {
         return Err("digest nonce is stale or not ours");
@@ -127,6 +131,21 @@ pub(crate) fn verify(
     } else {
         Err("wrong digest response")
     }
+}
+
+/// The path of an RTSP URL or of a bare path: no scheme, host, query or trailing slash.
+fn target_path(uri: &str) -> &str {
+    let rest = match uri.split_once("://") {
+        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
+        None => uri,
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    path.trim_end_matches('/')
+}
+
+/// Does a Digest `uri` name the request's target? Clients write the full URL or its path.
+fn same_target(digest_uri: &str, request_uri: &str) -> bool {
+    target_path(digest_uri) == target_path(request_uri)
 }
 
 /// Compares without an early exit, so the time taken does not tell how much matched.

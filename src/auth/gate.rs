@@ -7,11 +7,13 @@ use tracing::info;
 
 use super::{Auth, AuthError, AuthRequest};
 
-/// A refused request: answer 401 with these `WWW-Authenticate` values and this message.
+/// A refused request: answer 401 with these `WWW-Authenticate` values and this message, or
+/// 503 when `busy` (the credentials could not be checked now; retry later).
 #[derive(Debug)]
 pub struct Refusal {
     pub challenges: Vec<String>,
     pub message: &'static str,
+    pub busy: bool,
 }
 
 /// Authorizes `req`; on failure waits out the limiter's pause (for this IP only) and returns
@@ -21,6 +23,13 @@ pub async fn check(auth: &Auth, req: &AuthRequest<'_>) -> Result<(), Refusal> {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
+    if matches!(err, AuthError::Busy) {
+        return Err(Refusal {
+            challenges: Vec::new(),
+            message: "too many password checks at once; retry later",
+            busy: true,
+        });
+    }
     let message = match &err {
         // A first request without credentials is normal (clients wait for the challenge).
         AuthError::Missing => "authentication required",
@@ -29,10 +38,12 @@ pub async fn check(auth: &Auth, req: &AuthRequest<'_>) -> Result<(), Refusal> {
             pause(auth, req.ip).await;
             "authentication failed"
         }
+        AuthError::Busy => "too many password checks at once; retry later",
     };
     Err(Refusal {
         challenges: auth.challenges(req.protocol),
         message,
+        busy: false,
     })
 }
 

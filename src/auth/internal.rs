@@ -124,7 +124,14 @@ impl Users {
             let Some(name) = &user.name else {
                 return Ok(());
             };
-            match check_user(name, &user.pass, creds, req.rtsp_method, nonces, now) {
+            match check_user(
+                name,
+                &user.pass,
+                creds,
+                (req.rtsp_method, req.rtsp_uri),
+                nonces,
+                now,
+            ) {
                 Ok(()) => return Ok(()),
                 Err(Some(why)) => reason = reason.or(Some(why)),
                 Err(None) => {}
@@ -154,7 +161,7 @@ fn check_user(
     name: &Secret,
     pass: &Secret,
     creds: &Credentials,
-    rtsp_method: Option<&str>,
+    (rtsp_method, rtsp_uri): (Option<&str>, &str),
     nonces: &Nonces,
     now: u64,
 ) -> Result<(), Option<String>> {
@@ -171,7 +178,7 @@ fn check_user(
         let Some(method) = rtsp_method else {
             return Err(Some("Digest credentials outside RTSP".to_string()));
         };
-        return digest::verify(d, plain, method, nonces, now)
+        return digest::verify(d, plain, (method, rtsp_uri), nonces, now)
             .map_err(|why| Some(format!("user {who:?}: {why}")));
     }
     let Some((user, given)) = creds.user_pass() else {
@@ -197,6 +204,7 @@ pub(crate) struct OwnedRequest {
     id: Option<String>,
     query: String,
     rtsp_method: Option<String>,
+    rtsp_uri: String,
 }
 
 impl From<&AuthRequest<'_>> for OwnedRequest {
@@ -210,6 +218,7 @@ impl From<&AuthRequest<'_>> for OwnedRequest {
             id: r.id.map(str::to_string),
             query: r.query.to_string(),
             rtsp_method: r.rtsp_method.map(str::to_string),
+            rtsp_uri: r.rtsp_uri.to_string(),
         }
     }
 }
@@ -225,6 +234,7 @@ impl OwnedRequest {
             id: self.id.as_deref(),
             query: &self.query,
             rtsp_method: self.rtsp_method.as_deref(),
+            rtsp_uri: &self.rtsp_uri,
         }
     }
 }

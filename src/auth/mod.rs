@@ -145,6 +145,8 @@ pub struct AuthRequest<'a> {
     pub query: &'a str,
     /// The RTSP method (DESCRIBE, ANNOUNCE, SETUP, ...): Digest hashes it.
     pub rtsp_method: Option<&'a str>,
+    /// The RTSP request's URL: a Digest response must be for this target.
+    pub rtsp_uri: &'a str,
 }
 
 /// Why a request was refused. The text is for logs: clients get a generic message.
@@ -161,6 +163,9 @@ pub enum AuthError {
     /// The HTTP hook or the JWKS server could not be asked: the request is denied.
     #[error("authentication server unavailable: {0}")]
     Hook(String),
+    /// Too many password hashes are being checked: answer 503 and let the client retry.
+    #[error("too many password checks at once")]
+    Busy,
 }
 
 /// An IPv4 client of a dual-stack listener shows up as `::ffff:a.b.c.d`; `ips` lists it as
@@ -184,6 +189,17 @@ struct Inner {
     jwt: jwt::Verifier,
     limiter: limiter::Limiter,
     nonces: digest::Nonces,
+    /// Argon2 checks running at once (each takes a core for tens of ms), and those waiting.
+    hashing: tokio::sync::Semaphore,
+    hash_queue: std::sync::atomic::AtomicUsize,
+}
+
+/// Argon2 checks waiting for a slot beyond which a request gets 503 at once: a flood of
+/// guesses costs the guesser, not every other client's login.
+const MAX_HASH_QUEUE: usize = 32;
+
+fn hash_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl std::fmt::Debug for Auth {
@@ -218,6 +234,8 @@ impl Auth {
                 ),
                 limiter: limiter::Limiter::new(),
                 nonces: digest::Nonces::new(),
+                hashing: tokio::sync::Semaphore::new(hash_slots()),
+                hash_queue: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -258,6 +276,14 @@ impl Auth {
         let runtime = tokio::runtime::Handle::try_current();
         match runtime {
             Ok(rt) if inner.internal.has_slow_hashes() && !req.credentials.is_none() => {
+                use std::sync::atomic::Ordering::AcqRel;
+                if inner.hash_queue.fetch_add(1, AcqRel) >= MAX_HASH_QUEUE {
+                    inner.hash_queue.fetch_sub(1, AcqRel);
+                    return Err(AuthError::Busy);
+                }
+                let slot = inner.hashing.acquire().await;
+                inner.hash_queue.fetch_sub(1, AcqRel);
+                let _slot = slot.map_err(|_| AuthError::Busy)?;
                 let inner = Arc::clone(inner);
                 let owned = internal::OwnedRequest::from(req);
                 rt.spawn_blocking(move || {

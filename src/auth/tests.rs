@@ -50,6 +50,7 @@ async fn check(
         id: None,
         query: "",
         rtsp_method: Some("DESCRIBE"),
+        rtsp_uri: path,
     };
     outcome(auth.authorize(&req).await)
 }
@@ -60,6 +61,7 @@ fn outcome(r: Result<(), AuthError>) -> Result<(), &'static str> {
         Err(AuthError::Missing) => Err("missing"),
         Err(AuthError::Denied(_)) => Err("denied"),
         Err(AuthError::Hook(_)) => Err("hook"),
+        Err(AuthError::Busy) => Err("busy"),
     }
 }
 
@@ -88,6 +90,7 @@ fn auth_is_shareable_and_its_future_is_send() {
         id: None,
         query: "",
         rtsp_method: None,
+        rtsp_uri: "",
     };
     // Servers await it inside spawned tasks and axum handlers.
     send(&auth.authorize(&req));
@@ -217,6 +220,7 @@ async fn plain_sha256_and_argon2_passwords() {
         id: None,
         query: "",
         rtsp_method: None,
+        rtsp_uri: "",
     };
     let r = std::thread::scope(|s| {
         s.spawn(|| futures::executor::block_on(auth.authorize(&req)))
@@ -398,6 +402,15 @@ fn digest_nonce(auth: &Auth) -> String {
 }
 
 async fn rtsp_check(auth: &Auth, header: &str, method: &str) -> Result<(), &'static str> {
+    rtsp_check_at(auth, header, method, "rtsp://192.0.2.1:8554/cam").await
+}
+
+async fn rtsp_check_at(
+    auth: &Auth,
+    header: &str,
+    method: &str,
+    url: &str,
+) -> Result<(), &'static str> {
     let creds = Auth::parse_authorization(header);
     assert!(matches!(creds, Credentials::Digest(_)), "{header}");
     let req = AuthRequest {
@@ -409,6 +422,7 @@ async fn rtsp_check(auth: &Auth, header: &str, method: &str) -> Result<(), &'sta
         id: Some("session-1"),
         query: "",
         rtsp_method: Some(method),
+        rtsp_uri: url,
     };
     outcome(auth.authorize(&req).await)
 }
@@ -434,6 +448,27 @@ async fn rtsp_digest_from_a_challenge() {
     };
     let good = header("cam", "hubcast", &nonce, &response);
     assert_eq!(rtsp_check(&auth, &good, "ANNOUNCE").await, Ok(()));
+    // The same URL written as a path, or with a trailing slash, is the same target.
+    for same in ["/cam", "rtsp://192.0.2.1:8554/cam/"] {
+        assert_eq!(
+            rtsp_check_at(&auth, &good, "ANNOUNCE", same).await,
+            Ok(()),
+            "{same}"
+        );
+    }
+    // A response captured for one URL does not open another path.
+    for other in [
+        "rtsp://192.0.2.1:8554/other",
+        "/cam/../other",
+        "rtsp://192.0.2.1:8554/",
+    ] {
+        assert!(
+            rtsp_check_at(&auth, &good, "ANNOUNCE", other)
+                .await
+                .is_err(),
+            "{other}"
+        );
+    }
     // Upper-case hex is the same response.
     let upper = header("cam", "hubcast", &nonce, &response.to_uppercase());
     assert_eq!(rtsp_check(&auth, &upper, "ANNOUNCE").await, Ok(()));
@@ -494,6 +529,7 @@ async fn rtsp_digest_from_a_challenge() {
         id: None,
         query: "",
         rtsp_method: None,
+        rtsp_uri: "",
     };
     assert_eq!(outcome(auth.authorize(&req).await), Err("denied"));
 }
@@ -533,6 +569,7 @@ async fn digest_is_offered_only_where_it_can_work() {
         id: None,
         query: "",
         rtsp_method: Some("ANNOUNCE"),
+        rtsp_uri: "/cam",
     };
     match hashed.authorize(&req).await {
         Err(AuthError::Denied(why)) => assert!(why.contains("hashed password"), "{why}"),
@@ -611,6 +648,7 @@ async fn authorize_never_panics_on_random_credentials() {
             id: Some(&junk),
             query: &junk,
             rtsp_method: Some(&junk),
+            rtsp_uri: &junk,
         };
         let r = auth.authorize(&req).await;
         assert!(!matches!(r, Err(AuthError::Hook(_))), "{r:?}");
@@ -646,6 +684,7 @@ async fn http_hook_gets_the_documented_fields_and_decides() {
         id: Some("5f2b6a4e-1d4c-4c0e-9a7e-3b9f0e1c2d3a"),
         query: "a=1&b=two",
         rtsp_method: None,
+        rtsp_uri: "",
     };
     assert_eq!(outcome(auth.authorize(&req).await), Ok(()));
     let seen = server.requests();
@@ -871,6 +910,7 @@ async fn jwt_check(
         id: None,
         query,
         rtsp_method: None,
+        rtsp_uri: "",
     };
     outcome(auth.authorize(&req).await)
 }

@@ -21,6 +21,10 @@ pub const MAX_NAL_SIZE: usize = 4 * 1024 * 1024;
 
 /// An access unit may hold several large slices, but not without bound.
 pub const MAX_AU_SIZE: usize = 4 * MAX_NAL_SIZE;
+/// NAL units in one access unit (real encoders write a few, or a few hundred slices).
+pub const MAX_AU_NALS: usize = 4096;
+/// What a held NAL unit costs besides its bytes.
+const NAL_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// FU-A needs 2 header bytes plus at least one data byte per fragment.
 const MIN_PAYLOAD: usize = 3;
@@ -795,8 +799,10 @@ impl Reframer {
             _ => {}
         }
         au.has_vcl |= (1..=5).contains(&nal_type_of(nal[0]));
-        au.size += nal.len();
-        if au.size > MAX_AU_SIZE {
+        // Each NAL unit is charged its handle too, so a flood of 1-byte NAL units in one
+        // access unit hits the limit long before millions of them are held.
+        au.size += nal.len() + NAL_OVERHEAD;
+        if au.size > MAX_AU_SIZE || au.nals.len() >= MAX_AU_NALS {
             return Err(H264Error::AuTooLarge { size: au.size });
         }
         au.nals.push(nal);

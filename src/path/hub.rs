@@ -78,6 +78,10 @@ struct GopCache {
 /// Upper bound on the GOP cache: a camera with a 10 s GOP at 8 Mbit/s would otherwise pin
 /// 10 MB per path. Past it, new readers wait for the next keyframe (or a PLI for WHIP).
 const GOP_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// And on its packets: a stream of 1-byte packets must not pin millions of entries. Each is
+/// also charged what it costs besides its payload.
+const GOP_CACHE_MAX_PACKETS: usize = 16 * 1024;
+const PACKET_OVERHEAD: usize = std::mem::size_of::<Packet>() + 32;
 
 impl GopCache {
     fn push(&mut self, pkt: &Packet, video: bool) {
@@ -92,13 +96,14 @@ impl GopCache {
         if !self.valid {
             return;
         }
-        if self.bytes + pkt.payload.len() > GOP_CACHE_MAX_BYTES {
+        let cost = pkt.payload.len() + PACKET_OVERHEAD;
+        if self.bytes + cost > GOP_CACHE_MAX_BYTES || self.packets.len() >= GOP_CACHE_MAX_PACKETS {
             self.packets.clear();
             self.bytes = 0;
             self.valid = false;
             return;
         }
-        self.bytes += pkt.payload.len();
+        self.bytes += cost;
         self.packets.push(pkt.clone());
     }
 }

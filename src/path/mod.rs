@@ -186,7 +186,7 @@ impl PathManager {
         let stale: Vec<String> = self
             .sources()
             .iter()
-            .filter(|(n, s)| wanted.get(*n) != Some(&s.conf))
+            .filter(|(n, s)| wanted.get(*n).is_none_or(|w| w.source_differs(&s.conf)))
             .map(|(n, _)| n.clone())
             .collect();
         for name in stale {

@@ -116,6 +116,10 @@ impl Connection {
         self.publisher.is_some() && !self.udp_routes.is_empty()
     }
 
+    fn playing_udp(&self) -> bool {
+        self.is_playing() && !self.udp_routes.is_empty()
+    }
+
     pub async fn serve(mut self, stream: TcpStream) {
         let (mut rd, wr) = stream.into_split();
         let wr = Arc::new(tokio::sync::Mutex::new(wr));
@@ -126,9 +130,17 @@ impl Connection {
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         let kicked_by_api = self.info.kicked();
         tokio::pin!(kicked_by_api);
+        let mut parser = message::Parser::default();
+        // When the text message now pending began to arrive: a request dribbled in a byte
+        // at a time must still be complete within readTimeout.
+        let mut pending_since: Option<std::time::Instant> = None;
         let reason = 'conn: loop {
             loop {
-                match message::parse(&mut buf) {
+                let parsed = parser.parse(&mut buf);
+                if !matches!(parsed, Ok(None)) {
+                    pending_since = None;
+                }
+                match parsed {
                     Ok(Some(Incoming::Request(req))) => {
                         let (resp, after) = self.handle(&req).await;
                         out.clear();
@@ -155,8 +167,15 @@ impl Connection {
                     }
                 }
             }
+            if parser.pending_text(&buf) {
+                let since = *pending_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > read_timeout {
+                    break format!("request not complete within readTimeout ({read_timeout:?})");
+                }
+            }
             buf.reserve(16 * 1024);
             let recording_udp = self.recording_udp();
+            let playing_udp = self.playing_udp();
             // Over UDP the control connection may idle (the watchdog checks the media
             // instead), and readers owe us nothing while they play.
             let read_limit = if recording_udp || self.is_playing() {
@@ -173,10 +192,13 @@ impl Connection {
                     }
                     Ok(Err(e)) => break format!("read failed: {e}"),
                 },
-                _ = watchdog.tick(), if recording_udp => {
+                _ = watchdog.tick(), if recording_udp || playing_udp => {
                     let idle = self.server.now_ms().saturating_sub(self.udp_last_seen.load(Ordering::Relaxed));
                     if idle > read_timeout.as_millis() as u64 {
-                        break format!("no UDP packets within readTimeout ({read_timeout:?})");
+                        break match recording_udp {
+                            true => format!("no UDP packets within readTimeout ({read_timeout:?})"),
+                            false => format!("no RTCP receiver report from the UDP reader within readTimeout ({read_timeout:?})"),
+                        };
                     }
                 }
                 _ = kicked(&mut self.publisher) => break "replaced by another publisher".to_string(),
@@ -285,6 +307,15 @@ impl Connection {
             )
         })?;
         let medias = parse_media(&req.body).map_err(|e| text(400, format!("invalid SDP: {e}")))?;
+        if medias.len() > MAX_MEDIAS {
+            return Err(text(
+                400,
+                format!(
+                    "the SDP has {} media sections; at most {MAX_MEDIAS} are accepted",
+                    medias.len()
+                ),
+            ));
+        }
         let mut tracks = Vec::new();
         let mut media_to_track = Vec::with_capacity(medias.len());
         for (i, m) in medias.iter().enumerate() {
@@ -360,9 +391,7 @@ impl Connection {
         let spec = self.pick_transport(req)?;
         let reply = match spec.lower {
             Lower::Tcp => {
-                let (rtp, rtcp) = spec
-                    .interleaved
-                    .unwrap_or((2 * media as u8, 2 * media as u8 + 1));
+                let (rtp, rtcp) = spec.interleaved.unwrap_or_else(|| default_channels(media));
                 self.channels[rtp as usize] = Some(media as u8);
                 self.setups[media] = Some(Setup::Tcp);
                 TransportSpec {
@@ -481,6 +510,7 @@ impl Connection {
             id: self.session_id.as_deref(),
             query: req.uri.split_once('?').map_or("", |(_, q)| q),
             rtsp_method: Some(&method),
+            rtsp_uri: &req.uri,
         };
         match gate::check(&auth, &check).await {
             Ok(()) => {
@@ -488,7 +518,9 @@ impl Connection {
                 Ok(())
             }
             Err(refusal) => {
-                let mut r = Response::new(401).body("text/plain", format!("{}\n", refusal.message));
+                let status = if refusal.busy { 503 } else { 401 };
+                let mut r =
+                    Response::new(status).body("text/plain", format!("{}\n", refusal.message));
                 for c in refusal.challenges {
                     r = r.header("WWW-Authenticate", c);
                 }
@@ -533,9 +565,7 @@ impl Connection {
         let ssrc: u32 = rand::random();
         let (target, reply) = match spec.lower {
             Lower::Tcp => {
-                let (rtp, rtcp) = spec
-                    .interleaved
-                    .unwrap_or((2 * index as u8, 2 * index as u8 + 1));
+                let (rtp, rtcp) = spec.interleaved.unwrap_or_else(|| default_channels(index));
                 let reply = TransportSpec {
                     lower: Lower::Tcp,
                     multicast: false,
@@ -614,6 +644,23 @@ impl Connection {
             },
         );
         playing.player = Some(tokio::spawn(task));
+        // A UDP reader's receiver reports are how we know it is still there (MediaMTX drops
+        // one after readTimeout without them), since its control connection may idle.
+        self.udp_last_seen
+            .store(self.server.now_ms(), Ordering::Relaxed);
+        for t in playing.tracks.iter().flatten() {
+            if let PlayTarget::Udp { rtp } = t.target {
+                self.server.add_route(
+                    rtp,
+                    UdpRoute {
+                        ingest: None,
+                        media: 0,
+                        last_seen: Arc::clone(&self.udp_last_seen),
+                    },
+                );
+                self.udp_routes.push(rtp);
+            }
+        }
         let transport = match playing.tracks.iter().flatten().next().map(|t| t.target) {
             Some(PlayTarget::Udp { .. }) => "UDP",
             _ => "TCP",
@@ -680,7 +727,7 @@ impl Connection {
                 self.server.add_route(
                     *client_rtp,
                     UdpRoute {
-                        ingest: Arc::clone(&ingest),
+                        ingest: Some(Arc::clone(&ingest)),
                         media,
                         last_seen: Arc::clone(&self.udp_last_seen),
                     },
@@ -733,4 +780,14 @@ fn path_error(e: PathError) -> Response {
         PathError::BadName(_) | PathError::Busy(_) | PathError::NotPublishable(..) => 400,
     };
     text(status, e.to_string())
+}
+
+/// Media sections an ANNOUNCE may have: each takes two of the 256 interleaved channels, and
+/// no camera sends more than a handful.
+const MAX_MEDIAS: usize = 64;
+
+/// Interleaved channels for media `index` when the client names none (RTP, RTCP).
+fn default_channels(index: usize) -> (u8, u8) {
+    let rtp = u8::try_from(2 * index.min(MAX_MEDIAS)).unwrap_or(254);
+    (rtp, rtp + 1)
 }

@@ -4,7 +4,7 @@
 //! The parser is incremental: the connection task appends whatever it read to
 //! a `BytesMut` and calls [`parse`] until it returns `Ok(None)`.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::fmt;
 
 /// Upper bound for the request/status line plus all headers, so a client
@@ -151,11 +151,37 @@ impl RtspError {
 /// expected to answer 400 (see [`RtspError::status`]) and close, so the buffer
 /// is left as it is and no resynchronisation is attempted.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Incoming>, RtspError> {
-    skip_blank_lines(buf);
-    match buf.first() {
-        None => Ok(None),
-        Some(b'$') => Ok(parse_interleaved(buf)),
-        Some(_) => parse_text_message(buf),
+    Parser::default().parse(buf)
+}
+
+/// [`parse`] for a connection's stream: remembers how far a pending head was searched, so
+/// a header trickled in byte by byte costs linear time, not a rescan per read.
+#[derive(Debug, Default)]
+pub struct Parser {
+    scanned: usize,
+}
+
+impl Parser {
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, RtspError> {
+        let before = buf.len();
+        skip_blank_lines(buf);
+        if buf.len() != before {
+            self.scanned = 0;
+        }
+        let r = match buf.first() {
+            None => Ok(None),
+            Some(b'$') => Ok(parse_interleaved(buf)),
+            Some(_) => parse_text_message(buf, &mut self.scanned),
+        };
+        if !matches!(r, Ok(None)) {
+            self.scanned = 0;
+        }
+        r
+    }
+
+    /// Is part of a text message (a request head or its body) waiting for more bytes?
+    pub fn pending_text(&self, buf: &[u8]) -> bool {
+        buf.first().is_some_and(|&b| b != b'$')
     }
 }
 
@@ -180,8 +206,11 @@ fn parse_interleaved(buf: &mut BytesMut) -> Option<Incoming> {
     if buf.len() < INTERLEAVED_HEADER_LEN + len {
         return None;
     }
-    let _ = buf.split_to(INTERLEAVED_HEADER_LEN);
-    let payload = buf.split_to(len).freeze();
+    // Copied out, not split off: a slice would pin the whole read buffer (16 KiB and
+    // more) for as long as readers and the GOP cache hold the packet.
+    let payload =
+        Bytes::copy_from_slice(&buf[INTERLEAVED_HEADER_LEN..INTERLEAVED_HEADER_LEN + len]);
+    buf.advance(INTERLEAVED_HEADER_LEN + len);
     Some(Incoming::Interleaved { channel, payload })
 }
 
@@ -191,8 +220,11 @@ enum StartLine {
     Response { status: u16 },
 }
 
-fn parse_text_message(buf: &mut BytesMut) -> Result<Option<Incoming>, RtspError> {
-    let Some(head_len) = find_head_end(buf)? else {
+fn parse_text_message(
+    buf: &mut BytesMut,
+    scanned: &mut usize,
+) -> Result<Option<Incoming>, RtspError> {
+    let Some(head_len) = find_head_end(buf, scanned)? else {
         return Ok(None);
     };
     let (start, headers) = parse_head(&buf[..head_len])?;
@@ -216,20 +248,22 @@ fn parse_text_message(buf: &mut BytesMut) -> Result<Option<Incoming>, RtspError>
 /// Length of the head including the terminating empty line, or `None` while
 /// it is incomplete. Errors as soon as the buffer holds more than
 /// `MAX_HEADER_BYTES` without an end, so a slow endless header is cut early.
-fn find_head_end(buf: &[u8]) -> Result<Option<usize>, RtspError> {
+/// `scanned` is how much of `buf` earlier calls searched; it is advanced.
+fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, RtspError> {
     let searched = &buf[..buf.len().min(MAX_HEADER_BYTES)];
-    let mut line_start = 0;
-    for (i, &b) in searched.iter().enumerate() {
-        if b != b'\n' {
+    for i in (*scanned).min(searched.len())..searched.len() {
+        if searched[i] != b'\n' {
             continue;
         }
-        let line = &searched[line_start..i];
-        // Bare "\n" line endings are accepted, so "\n\n" ends a head too.
-        if line.is_empty() || line == b"\r" {
+        // Bare "\n" line endings are accepted, so "\n\n" ends a head too; the head starts
+        // after any blank lines, so a '\n' at its very start cannot occur.
+        let empty_line = (i >= 1 && searched[i - 1] == b'\n')
+            || (i >= 2 && searched[i - 1] == b'\r' && searched[i - 2] == b'\n');
+        if empty_line {
             return Ok(Some(i + 1));
         }
-        line_start = i + 1;
     }
+    *scanned = searched.len();
     if buf.len() > MAX_HEADER_BYTES {
         return Err(RtspError::HeaderTooLarge {
             limit: MAX_HEADER_BYTES,
@@ -584,6 +618,29 @@ Content-Length: {}\r\n\
             FFMPEG_SDP.len(),
             FFMPEG_SDP
         )
+    }
+
+    #[test]
+    fn trickled_requests_parse_as_whole_ones() {
+        let raw = b"\r\nOPTIONS rtsp://h/cam RTSP/1.0\r\nCSeq: 1\r\n\r\nANNOUNCE rtsp://h/cam RTSP/1.0\nCSeq: 2\nContent-Length: 3\n\nabc";
+        let mut parser = Parser::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in raw {
+            buf.extend_from_slice(&[*b]);
+            while let Some(m) = parser.parse(&mut buf).expect("valid") {
+                got.push(m);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        match &got[1] {
+            Incoming::Request(r) => {
+                assert_eq!(r.method, Method::Announce);
+                assert_eq!(&r.body[..], b"abc");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(buf.is_empty());
     }
 
     #[test]

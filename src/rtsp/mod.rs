@@ -1,6 +1,7 @@
 //! RTSP: wire format, publishers (ANNOUNCE/RECORD) and readers (DESCRIBE/PLAY).
 
 pub mod conn;
+pub mod limits;
 pub mod message;
 pub mod play;
 pub mod sdp;

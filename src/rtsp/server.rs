@@ -15,10 +15,11 @@ use crate::config::{Config, RtspTransport};
 use crate::path::ingest::Ingest;
 use crate::path::PathManager;
 
-/// Where UDP packets from one publisher's client port go.
+/// Where UDP packets from one client port go: a publisher's RTP to its ingest (`None` for a
+/// reader, whose RTCP receiver reports only show it is still there).
 #[derive(Clone)]
 pub struct UdpRoute {
-    pub ingest: Arc<Mutex<Ingest>>,
+    pub ingest: Option<Arc<Mutex<Ingest>>>,
     pub media: usize,
     /// Milliseconds since `RtspServer::epoch` of the last packet: the session watchdog reads it.
     pub last_seen: Arc<AtomicU64>,
@@ -81,6 +82,7 @@ pub struct RtspServer {
     routes: Mutex<HashMap<SocketAddr, UdpRoute>>,
     epoch: Instant,
     next_session: AtomicU64,
+    limits: Arc<super::limits::ConnLimits>,
 }
 
 pub struct Bound {
@@ -154,6 +156,10 @@ impl RtspServer {
             routes: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             next_session: AtomicU64::new(1),
+            limits: super::limits::ConnLimits::new(
+                super::limits::MAX_CONNECTIONS,
+                super::limits::MAX_PER_IP,
+            ),
         });
         if let Some(sock) = rtp {
             tokio::spawn(Arc::clone(&server).udp_loop(sock, false));
@@ -169,9 +175,19 @@ impl RtspServer {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let slot = match self.limits.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(e) => {
+                            debug!(peer = %peer, error = %e, "RTSP connection refused");
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let conn = Connection::new(Arc::clone(&self), peer);
-                    tokio::spawn(conn.serve(stream));
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        conn.serve(stream).await;
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -198,7 +214,9 @@ impl RtspServer {
                     continue;
                 }
             };
-            let data: Bytes = buf.split_to(n).freeze();
+            // Copied out: a slice of the 64 KiB receive buffer would keep all of it alive in
+            // reader queues and the GOP cache for a packet of a few bytes.
+            let data = Bytes::copy_from_slice(&buf[..n]);
             // RTCP arrives on the client's RTP port + 1.
             let key = if rtcp {
                 SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
@@ -209,10 +227,10 @@ impl RtspServer {
                 continue;
             };
             route.last_seen.store(self.now_ms(), Ordering::Relaxed);
-            if rtcp {
+            let Some(ingest) = route.ingest.as_ref().filter(|_| !rtcp) else {
                 continue;
-            }
-            let mut ingest = route.ingest.lock().unwrap_or_else(|p| p.into_inner());
+            };
+            let mut ingest = ingest.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = ingest.push_rtp(route.media, &data) {
                 debug!(path = ingest.hub().path(), error = %e, "dropped UDP RTP packet");
             }

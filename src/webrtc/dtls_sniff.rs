@@ -125,6 +125,8 @@ pub struct ClientHelloAssembler {
     body: Vec<u8>,
     /// Which bytes of `body` have arrived.
     have: Vec<bool>,
+    /// How many have not: kept as fragments arrive, so completion is not a rescan.
+    missing: usize,
 }
 
 impl ClientHelloAssembler {
@@ -173,10 +175,16 @@ impl ClientHelloAssembler {
             self.message_seq = Some(seq);
             self.body = vec![0; total];
             self.have = vec![false; total];
+            self.missing = total;
         }
         self.body[offset..offset + flen].copy_from_slice(&data[..flen]);
-        self.have[offset..offset + flen].fill(true);
-        if !self.have.iter().all(|&b| b) {
+        for have in &mut self.have[offset..offset + flen] {
+            if !*have {
+                *have = true;
+                self.missing -= 1;
+            }
+        }
+        if self.missing > 0 {
             return Ok(None);
         }
         match parse_hello_body(CLIENT_HELLO, &self.body) {

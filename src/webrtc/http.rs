@@ -345,10 +345,14 @@ async fn authorize(
         id: None,
         query: query.unwrap_or(""),
         rtsp_method: None,
+        rtsp_uri: "",
     };
     gate::check(&server.paths.auth(), &req)
         .await
-        .map_err(HttpError::Unauthorized)
+        .map_err(|r| match r.busy {
+            true => HttpError::Unavailable(r.message.into()),
+            false => HttpError::Unauthorized(r),
+        })
 }
 
 fn find_session(

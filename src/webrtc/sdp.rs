@@ -57,7 +57,9 @@ pub struct OfferMedia {
     pub proto: String,
     /// The m-line's format list as written (an answer that rejects the section repeats it).
     pub formats: Vec<String>,
-    /// Port 0: the offerer itself disabled the section.
+    /// Port 0 without `a=bundle-only`: the offerer itself disabled the section. (Port 0
+    /// with `bundle-only` is RFC 8843's "accept me only inside the BUNDLE group", as
+    /// GStreamer's webrtcbin writes every section after the first under max-bundle.)
     pub disabled: bool,
     pub direction: Direction,
     /// `a=rtcp-rsize`: reduced-size RTCP is allowed.
@@ -191,7 +193,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, OfferError> {
                 .and_then(|a| a.value.clone()),
             proto: md.media_name.protos.join("/"),
             formats: md.media_name.formats.clone(),
-            disabled: md.media_name.port.value == 0,
+            disabled: md.media_name.port.value == 0 && !has("bundle-only"),
             direction,
             rtcp_rsize: has("rtcp-rsize"),
             feedback,
@@ -331,6 +333,24 @@ mod tests {
         assert!(audio.codecs.iter().any(|c| c.is("opus") && c.channels == 2));
         assert_eq!(offer.transport.setup, "actpass");
         assert_eq!(offer.transport.fingerprint.0, "sha-256");
+    }
+
+    #[test]
+    fn bundle_only_port_zero_is_not_disabled() {
+        // GStreamer webrtcbin under max-bundle: the second section has port 0 + bundle-only.
+        let offer = format!(
+            "{CREDS}a=group:BUNDLE video0 audio1\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=setup:actpass\r\na=mid:video0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 H264/90000\r\n\
+             m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=setup:actpass\r\na=mid:audio1\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:111 OPUS/48000/2\r\n\
+             m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=setup:actpass\r\na=mid:audio2\r\na=inactive\r\na=rtpmap:111 OPUS/48000/2\r\n"
+        );
+        let medias = parse_offer(&offer).expect("valid offer").medias;
+        assert!(!medias[0].disabled);
+        assert!(
+            !medias[1].disabled,
+            "port 0 with bundle-only asks to be bundled"
+        );
+        assert!(medias[2].disabled, "port 0 alone is a disabled section");
     }
 
     #[test]

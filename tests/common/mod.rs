@@ -260,6 +260,10 @@ pub struct Viewer {
     pub posted_at: Instant,
     /// This peer's UDP address, as the server sees it.
     pub local_addr: SocketAddr,
+    /// The peer's own socket: raw datagrams sent on it come from the peer's address.
+    pub socket: Arc<UdpSocket>,
+    /// The offer as posted.
+    pub offer: String,
     pub connected: tokio::sync::watch::Receiver<RTCPeerConnectionState>,
 }
 
@@ -367,7 +371,8 @@ impl Viewer {
                 rx.lock().expect("lock").closed_by_server = Some(Instant::now());
             }
         });
-        let sniffing = SniffingConn::new(Arc::new(socket), Arc::clone(&srtp));
+        let socket = Arc::new(socket);
+        let sniffing = SniffingConn::new(Arc::clone(&socket), Arc::clone(&srtp));
         let mux = match &opts.mute {
             Some(mute) => UDPMuxDefault::new(UDPMuxParams::new(MutableConn {
                 inner: sniffing,
@@ -480,6 +485,8 @@ impl Viewer {
             srtp,
             posted_at,
             local_addr,
+            socket,
+            offer,
             connected,
         })
     }
@@ -663,6 +670,11 @@ impl RawPublisher {
             return Err(r);
         }
         Ok(())
+    }
+
+    /// Writes bytes as they are (interleaved frames built by the caller).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
     }
 
     pub async fn send_interleaved(&mut self, channel: u8, payload: &[u8]) {

@@ -92,6 +92,8 @@ pub enum Role {
 pub enum DtlsError {
     #[error("{0}")]
     ClientHello(#[from] ClientHelloError),
+    #[error("{datagrams} datagrams ({bytes} bytes) before a complete ClientHello")]
+    EarlyFlood { datagrams: usize, bytes: usize },
     #[error("the peer offers SRTP profiles [{offered}], none of webrtcSRTPProfiles [{ours}]")]
     NoCommonProfile { offered: String, ours: String },
     #[error("DTLS handshake failed: {0}")]
@@ -125,6 +127,11 @@ pub struct Secured {
     pub keys: Keys,
 }
 
+/// What a peer may send before its ClientHello is complete (a real one is 1 to 3
+/// datagrams, retransmissions included): held for the `dtls` crate to read, so bounded.
+const MAX_EARLY_DATAGRAMS: usize = 32;
+const MAX_EARLY_BYTES: usize = 64 * 1024;
+
 /// How soon our flights are resent as DTLS client. Some passive peers drop the first
 /// ClientHello by design: ffmpeg's WHIP muxer reads it in its ICE loop and only then opens
 /// its DTLS server, which waits for the resend. The crate's default (1 s) made every such
@@ -157,9 +164,17 @@ pub async fn handshake(
         }
         Role::Server => {
             let mut hello = ClientHelloAssembler::default();
+            let mut held = 0;
             let offered = loop {
                 let d = rx.recv().await.ok_or(DtlsError::Gone)?;
                 let done = hello.push(&d)?;
+                held += d.len();
+                if early.len() >= MAX_EARLY_DATAGRAMS || held > MAX_EARLY_BYTES {
+                    return Err(DtlsError::EarlyFlood {
+                        datagrams: early.len() + 1,
+                        bytes: held,
+                    });
+                }
                 early.push_back(d);
                 if let Some(offered) = done {
                     break offered;
@@ -480,5 +495,37 @@ mod tests {
         .await
         .expect("ends within 5 s");
         assert!(matches!(r, Err(DtlsError::FingerprintMismatch)));
+    }
+
+    /// A peer that floods datagrams without ever completing its ClientHello is cut off
+    /// after a bounded amount, not buffered forever.
+    #[tokio::test]
+    async fn early_datagrams_are_bounded() {
+        let ours = Identity::generate().unwrap();
+        let (socket, _) = session_socket().await;
+        let (tx, rx) = mpsc::channel(256);
+        let (_remote_tx, remote) = watch::channel(None);
+        // A DTLS handshake record that is not a ClientHello (a ServerHello), over and over.
+        let mut junk = vec![22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12];
+        junk.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for _ in 0..100 {
+            tx.send(Bytes::from(junk.clone())).await.unwrap();
+        }
+        let fp = fingerprint_of(&ours);
+        let r = handshake(
+            socket,
+            rx,
+            remote,
+            Role::Server,
+            &[SrtpProfile::AeadAes128Gcm],
+            &ours,
+            &fp,
+        )
+        .await;
+        assert!(
+            matches!(r, Err(DtlsError::EarlyFlood { datagrams, .. }) if datagrams <= MAX_EARLY_DATAGRAMS + 1),
+            "{:?}",
+            r.err()
+        );
     }
 }

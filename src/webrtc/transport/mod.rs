@@ -10,6 +10,7 @@
 pub mod dtls;
 pub mod gso;
 pub mod ice;
+pub mod inbound;
 pub mod outbound;
 pub mod peer;
 pub mod rtcp;

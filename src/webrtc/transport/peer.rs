@@ -65,11 +65,7 @@ pub struct PeerRx {
 
 impl Peer {
     /// `epoch` is the transport's clock (`Transport::now_ms`).
-    pub(super) fn new(
-        epoch: Instant,
-        remote_ufrag: String,
-        remote_pwd: String,
-    ) -> (Arc<Peer>, PeerRx) {
+    pub fn new(epoch: Instant, remote_ufrag: String, remote_pwd: String) -> (Arc<Peer>, PeerRx) {
         let now_ms = epoch.elapsed().as_millis() as u64;
         let (dtls_tx, dtls) = mpsc::channel(DTLS_QUEUE);
         let (media_tx, media) = mpsc::channel(MEDIA_QUEUE);

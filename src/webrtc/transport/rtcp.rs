@@ -15,9 +15,9 @@ use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtcp::reception_report::ReceptionReport;
 use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::srtp::context::Context;
-use webrtc::srtp::protection_profile::ProtectionProfile;
 
 use super::dtls::Keys;
+use super::inbound::{Inbound, InboundError};
 use crate::config::SrtpProfile;
 use crate::webrtc::srtp::{Profile, SrtpError, SrtpKeys, SrtpSender};
 
@@ -29,12 +29,8 @@ pub enum CryptoError {
     Context(String),
     #[error("RTCP: {0}")]
     Rtcp(String),
-    #[error("SRTCP packet of {len} bytes; {profile} needs at least {min}")]
-    ShortSrtcp {
-        len: usize,
-        min: usize,
-        profile: &'static str,
-    },
+    #[error("{0}")]
+    Inbound(#[from] InboundError),
 }
 
 /// Protects RTP we send: in place for the profiles `SrtpSender` implements, through
@@ -75,21 +71,13 @@ pub struct Crypto {
     pub rtp_out: RtpProtector,
     /// SRTCP out, and SRTP/SRTCP in.
     out_ctx: Context,
-    in_ctx: Context,
-}
-
-fn srtp_profile(p: SrtpProfile) -> ProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-    }
+    inbound: Inbound,
 }
 
 impl Crypto {
     pub fn new(keys: &Keys) -> Result<Crypto, CryptoError> {
         let ctx = |key: &[u8], salt: &[u8]| {
-            Context::new(key, salt, srtp_profile(keys.profile), None, None)
+            Context::new(key, salt, keys.profile.to_srtp(), None, None)
                 .map_err(|e| CryptoError::Context(e.to_string()))
         };
         let in_place = match keys.profile {
@@ -111,7 +99,7 @@ impl Crypto {
             profile: keys.profile,
             rtp_out,
             out_ctx: ctx(&keys.local_key, &keys.local_salt)?,
-            in_ctx: ctx(&keys.remote_key, &keys.remote_salt)?,
+            inbound: Inbound::new(&keys.remote_key, &keys.remote_salt, keys.profile)?,
         })
     }
 
@@ -129,9 +117,7 @@ impl Crypto {
 
     /// Unprotects an inbound RTP packet.
     pub fn unprotect_rtp(&mut self, pkt: &[u8]) -> Result<Bytes, CryptoError> {
-        self.in_ctx
-            .decrypt_rtp(pkt)
-            .map_err(|e| CryptoError::Context(e.to_string()))
+        Ok(self.inbound.unprotect_rtp(pkt)?)
     }
 
     /// Unprotects and parses an inbound compound RTCP packet.
@@ -139,28 +125,11 @@ impl Crypto {
         &mut self,
         pkt: &[u8],
     ) -> Result<Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>, CryptoError> {
-        // `webrtc-srtp` reads the SSRC, the SRTCP index and the tag without checking the
-        // length first, and panics on a short packet.
-        let min = SRTCP_HEADER + SRTCP_INDEX + self.profile.tag_len();
-        if pkt.len() < min {
-            return Err(CryptoError::ShortSrtcp {
-                len: pkt.len(),
-                min,
-                profile: self.profile.as_str(),
-            });
-        }
-        let plain = self
-            .in_ctx
-            .decrypt_rtcp(pkt)
-            .map_err(|e| CryptoError::Context(e.to_string()))?;
+        let plain = self.inbound.unprotect_rtcp(pkt)?;
         webrtc::rtcp::packet::unmarshal(&mut plain.clone())
             .map_err(|e| CryptoError::Rtcp(e.to_string()))
     }
 }
-
-/// RTCP header with the sender SSRC, and the E flag + SRTCP index (RFC 3711 3.4).
-const SRTCP_HEADER: usize = 8;
-const SRTCP_INDEX: usize = 4;
 
 /// RTP or RTCP (RFC 5761 4: RTCP packet types 192-223 sit where RTP has marker+PT).
 pub fn is_rtcp(pkt: &[u8]) -> bool {
