@@ -10,22 +10,13 @@ address each check was sent to (RFC 8445 section 7.3) or aiortc drops the reply.
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
-import urllib.request
 
 import aioice.ice
+from whep_http import post_offer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-
-
-def post(url, offer):
-    req = urllib.request.Request(
-        url, data=offer.encode(), method="POST", headers={"Content-Type": "application/sdp"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.status, resp.headers.get("Location"), resp.read().decode()
 
 
 def pitch(samples, rate):
@@ -86,7 +77,7 @@ async def main():
 
     await pc.setLocalDescription(await pc.createOffer())
     status, location, answer = await asyncio.get_running_loop().run_in_executor(
-        None, post, args.url, pc.localDescription.sdp
+        None, post_offer, args.url, pc.localDescription.sdp
     )
     result["status"] = status
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))

@@ -11,19 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import aioice.ice
+from whep_http import post_offer
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
-
-
-def post(url, offer):
-    req = urllib.request.Request(
-        url, data=offer.encode(), method="POST", headers={"Content-Type": "application/sdp"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.status, resp.headers.get("Location"), resp.read().decode()
 
 
 def prefer(transceiver, mime):
@@ -65,7 +57,7 @@ async def main():
 
     await pc.setLocalDescription(await pc.createOffer())
     status, location, answer = await asyncio.get_running_loop().run_in_executor(
-        None, post, args.url, pc.localDescription.sdp
+        None, post_offer, args.url, pc.localDescription.sdp
     )
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     posted = time.monotonic()

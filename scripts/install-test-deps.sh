@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The RTSP camera the pull tests read from: GStreamer's gst-rtsp-server via python3-gi.
 if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
    || ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 vp8enc >/dev/null 2>&1; then

@@ -110,16 +110,30 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
         let url = format!("{pprof}/debug/pprof/profile?seconds=2");
         async move { get(&url).await }
     });
+    // SIGPROF samples follow CPU time, and fan-out to 10 viewers costs little: keep the
+    // API busy meanwhile so that hubcast's own code is surely sampled.
+    let busy_api = tokio::spawn({
+        let url = format!("{api}/v3/paths/list");
+        async move {
+            let until = std::time::Instant::now() + Duration::from_millis(2300);
+            while std::time::Instant::now() < until {
+                let _ = get(&url).await;
+            }
+        }
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (busy, _) = get(&format!("{pprof}/debug/pprof/profile?seconds=1")).await;
     assert_eq!(busy, 409, "a concurrent CPU profile must be refused");
     let (s, body) = cpu.await.expect("profile task");
+    let _ = busy_api.await;
     assert_eq!(s, 200);
     let profile = pprof::protos::Profile::decode(body.as_slice()).expect("pprof protobuf");
     assert!(!profile.sample.is_empty(), "no samples");
     assert!(
         strings(&profile).iter().any(|f| f.contains("hubcast")),
-        "no hubcast function in the profile"
+        "no hubcast function in the profile ({} samples): {:?}",
+        profile.sample.len(),
+        strings(&profile).iter().take(40).collect::<Vec<_>>()
     );
     let (s, heap) = get(&format!("{pprof}/debug/pprof/heap")).await;
     assert_eq!(s, 200);
@@ -370,4 +384,65 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
     assert_eq!(conf["items"][0]["name"], json!("fresh"));
     server.shutdown();
     let _ = PathConf::default();
+}
+
+/// curl's HTTP status for a request made with these arguments.
+async fn curl_status(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(&args)
+            .output()
+    })
+    .await
+    .expect("curl task")
+    .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// What a web page open on the server host could send to the loopback-trusted API is
+/// refused (a form post, a foreign Origin, a rebound host name); curl, with its usual
+/// flags, still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_refuses_browser_cross_site_requests_and_serves_curl() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let api = server.addrs.api.expect("api");
+    let add = |name: &str| format!("http://{api}/v3/config/paths/add/{name}");
+    let json = "Content-Type: application/json";
+    let post_json = ["-X", "POST", "-H", json, "-d", "{}"];
+    let (a, b, c) = (add("a"), add("b"), add("c"));
+    assert_eq!(
+        curl_status(&[&post_json[..], &[&a]].concat()).await,
+        "200",
+        "JSON body"
+    );
+    let delete = format!("http://{api}/v3/config/paths/delete/a");
+    assert_eq!(
+        curl_status(&["-X", "DELETE", &delete]).await,
+        "200",
+        "no body"
+    );
+    // A form post (what a page can send without a CORS preflight).
+    assert_eq!(curl_status(&["-d", "{}", &b]).await, "415");
+    // A foreign Origin on a write.
+    let evil = ["-H", "Origin: http://evil.example"];
+    assert_eq!(
+        curl_status(&[&post_json[..], &evil, &[&c]].concat()).await,
+        "403"
+    );
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1.
+    let host = format!("Host: rebind.evil.example:{}", api.port());
+    let list = format!("http://{api}/v3/paths/list");
+    assert_eq!(curl_status(&["-H", &host, &list]).await, "403");
+    let local = format!("http://localhost:{}/v3/paths/list", api.port());
+    assert_eq!(curl_status(&[&local]).await, "200");
+    let (_, conf) = get_json(&format!("http://{api}/v3/config/paths/list")).await;
+    let names: Vec<&str> = conf["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!names.iter().any(|n| ["b", "c"].contains(n)), "{names:?}");
+    server.shutdown();
 }

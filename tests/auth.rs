@@ -171,13 +171,29 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
     let slowed = t.elapsed();
     let t = Instant::now();
     assert_eq!(
-        whip(&server, "cam4", Some(&basic("pub", "wrong")), "127.0.0.4")
+        whip(
+            &server,
+            "cam4",
+            Some(&basic("viewer", "wrong")),
+            "127.0.0.4"
+        )
+        .await
+        .0,
+        401
+    );
+    let other = t.elapsed();
+    // The account under attack is braked from any address: a guesser cannot rotate IPs.
+    let t = Instant::now();
+    assert_eq!(
+        whip(&server, "cam4", Some(&basic("pub", "guess")), "127.0.0.5")
             .await
             .0,
         401
     );
-    let other = t.elapsed();
-    eprintln!("6th failure from one IP answered after {slowed:?}, another IP after {other:?}");
+    let same_user = t.elapsed();
+    eprintln!(
+        "6th failure from one IP answered after {slowed:?}; another IP and user after {other:?}; the same user from a new IP after {same_user:?}"
+    );
     assert!(
         slowed >= Duration::from_millis(1900),
         "not slowed: {slowed:?}"
@@ -185,6 +201,10 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
     assert!(
         other < Duration::from_secs(1),
         "another client was slowed: {other:?}"
+    );
+    assert!(
+        same_user >= Duration::from_millis(1900),
+        "guesses on one user from a new address were not slowed: {same_user:?}"
     );
 
     let before = healthy.snapshot(|r| r.aus.len());

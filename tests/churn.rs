@@ -13,17 +13,6 @@ use hubcast::config::RtspTransport;
 
 const CHROMIUM_WHEP: &str = include_str!("data/chromium-whep-offer.sdp");
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn sessions_come_and_go_and_leave_nothing_behind() {
     let _heavy = HEAVY.blocking_lock();

@@ -117,6 +117,16 @@ async fn aiortc_plays_whep_on_video_only_and_audio_video_paths() {
     server.shutdown();
 }
 
+/// The path carries 640x360 H.264 and 48 kHz Opus that ffprobe finds and ffmpeg decodes
+/// (90 frames) over RTSP.
+async fn assert_path_decodes(server: &hubcast::Server, path: &str, who: &str) {
+    let streams = probe_streams(server, path).await;
+    assert!(streams.contains("h264,640,360"), "{who}: {streams}");
+    assert!(streams.contains("opus,48000"), "{who}: {streams}");
+    let errors = decode_90(&rtsp_url(server, path), "tcp").await;
+    assert!(errors.is_empty(), "decoding {who}'s H.264: {errors}");
+}
+
 /// Every stream ffprobe finds on the path over RTSP, as `codec,width,height,rate` lines.
 async fn probe_streams(server: &hubcast::Server, path: &str) -> String {
     let url = rtsp_url(server, path);
@@ -154,11 +164,7 @@ async fn aiortc_publishes_h264_and_opus_over_whip() {
     ]);
     let client = tokio::spawn(run_json(cmd, Duration::from_secs(90)));
     wait_stream(&server, "pub", Duration::from_secs(30)).await;
-    let streams = probe_streams(&server, "pub").await;
-    assert!(streams.contains("h264,640,360"), "{streams}");
-    assert!(streams.contains("opus,48000"), "{streams}");
-    let errors = decode_90(&rtsp_url(&server, "pub"), "tcp").await;
-    assert!(errors.is_empty(), "decoding aiortc's H.264: {errors}");
+    assert_path_decodes(&server, "pub", "aiortc").await;
     let r = client.await.expect("client task");
     assert_eq!(r["status"].as_u64(), Some(201), "{r}");
     assert!(r["videoPackets"].as_u64().unwrap_or(0) > 300, "{r}");
@@ -193,24 +199,8 @@ async fn ffmpeg9_whip_connects_ten_times_in_a_row() {
             .args(["-hide_banner", "-loglevel", "verbose", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args([
-                "-profile:v",
-                "baseline",
-                "-bf",
-                "0",
-                "-g",
-                "30",
-                "-pix_fmt",
-                "yuv420p",
-            ])
+            .args(X264)
+            .args(["-g", "30"])
             .args(["-c:a", "libopus", "-ar", "48000", "-ac", "2", "-t", "5"])
             .args(["-f", "whip", &url])
             .stdin(Stdio::null())
@@ -222,9 +212,7 @@ async fn ffmpeg9_whip_connects_ten_times_in_a_row() {
         let started = Instant::now();
         wait_stream(&server, &path, Duration::from_secs(10)).await;
         if run == 0 {
-            let streams = probe_streams(&server, &path).await;
-            assert!(streams.contains("h264,640,360"), "{streams}");
-            assert!(streams.contains("opus,48000"), "{streams}");
+            assert_path_decodes(&server, &path, "ffmpeg 9").await;
         }
         let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
             .await
@@ -327,16 +315,7 @@ async fn node_datachannel_publishes_over_whip() {
         ]);
         let client = tokio::spawn(run_json(cmd, Duration::from_secs(60)));
         wait_stream(&server, &path, Duration::from_secs(20)).await;
-        if run == 0 {
-            let streams = probe_streams(&server, &path).await;
-            assert!(streams.contains("h264,640,360"), "{streams}");
-            assert!(streams.contains("opus,48000"), "{streams}");
-        }
-        let errors = decode_90(&rtsp_url(&server, &path), "tcp").await;
-        assert!(
-            errors.is_empty(),
-            "decoding libdatachannel's H.264: {errors}"
-        );
+        assert_path_decodes(&server, &path, "libdatachannel").await;
         let r = client.await.expect("client task");
         assert_eq!(r["connected"].as_bool(), Some(true), "{r}");
         assert!(r["videoPackets"].as_u64().unwrap_or(0) > 300, "{r}");

@@ -167,3 +167,46 @@ async fn max_readers_max_sessions_and_handshake_timeout() {
     ff.stop().await;
     server.shutdown();
 }
+
+/// POSTs that never do ICE hold a session slot until the handshake timeout: one address
+/// may hold only a few at once, another address is still served, and an established viewer
+/// from the same address does not count and keeps playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_stuck_in_their_handshake_are_bounded_per_address() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let ff = Ffmpeg::push(&rtsp_url(&server, "cam"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let healthy = connect_viewers(&whep_url(&server, "cam"), 1).await;
+    let url = whep_url(&server, "cam");
+    let max = hubcast::webrtc::MAX_PENDING_PER_IP;
+    let mut statuses = Vec::new();
+    for _ in 0..max + 4 {
+        statuses.push(post_sdp(&url, CHROMIUM_WHEP).await.0);
+    }
+    assert!(statuses[..max].iter().all(|&s| s == 201), "{statuses:?}");
+    assert!(statuses[max..].iter().all(|&s| s == 503), "{statuses:?}");
+    let (_, _, body) = post_sdp(&url, CHROMIUM_WHEP).await;
+    assert!(body.contains("handshake"), "{body}");
+    let other = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().expect("ip")))
+        .build()
+        .expect("client");
+    let r = other
+        .post(&url)
+        .header("Content-Type", "application/sdp")
+        .body(CHROMIUM_WHEP)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 201, "another address is served");
+    let before = healthy[0].snapshot(|r| r.aus.len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    healthy[0].snapshot(|r| {
+        assert!(r.aus.len() > before + 30, "the established viewer stalled");
+        assert_eq!(r.seq_gaps, 0);
+    });
+    healthy[0].close().await;
+    ff.stop().await;
+    server.shutdown();
+}

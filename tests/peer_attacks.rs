@@ -83,6 +83,23 @@ fn aus(v: &Viewer) -> usize {
     v.snapshot(|r| r.aus.len())
 }
 
+/// More than 30 new access units reach `v` within 5 s.
+async fn assert_flowing(v: &Viewer, what: &str) {
+    let before = aus(v);
+    assert!(
+        wait_until(Duration::from_secs(5), || aus(v) > before + 30).await,
+        "{what}"
+    );
+}
+
+fn panics(server: &hubcast::Server) -> u64 {
+    server
+        .paths
+        .telemetry
+        .session_panics
+        .load(Ordering::Relaxed)
+}
+
 fn server_udp(server: &hubcast::Server) -> SocketAddr {
     server.addrs.webrtc_udp.expect("udp")
 }
@@ -103,19 +120,8 @@ async fn crafted_datagrams_cost_the_sender_nothing_and_others_nothing() {
     for runt in [&[0x80u8, 200, 0, 0][..], &[0x81, 201, 0, 1, 0, 0, 0, 0][..]] {
         attacker.socket.send_to(runt, udp).await.expect("send");
     }
-    let before = aus(&attacker);
-    assert!(
-        wait_until(Duration::from_secs(5), || aus(&attacker) > before + 30).await,
-        "the session that sent runt SRTCP goes on"
-    );
-    assert_eq!(
-        server
-            .paths
-            .telemetry
-            .session_panics
-            .load(Ordering::Relaxed),
-        0
-    );
+    assert_flowing(&attacker, "the session that sent runt SRTCP goes on").await;
+    assert_eq!(panics(&server), 0);
 
     // 2. A nomination for the attacker's own session from an address it does not own
     //    (stand-in: another socket): media must not move there before that address has
@@ -131,11 +137,7 @@ async fn crafted_datagrams_cost_the_sender_nothing_and_others_nothing() {
         all <= 10,
         "only STUN (a response and a few consent probes) may go there: {all}"
     );
-    let before = aus(&attacker);
-    assert!(
-        wait_until(Duration::from_secs(5), || aus(&attacker) > before + 30).await,
-        "the real peer keeps its media"
-    );
+    assert_flowing(&attacker, "the real peer keeps its media").await;
 
     // 3. The attacker's check sent from the healthy viewer's address (its socket): that
     //    address belongs to a live session and must stay with it.
@@ -191,14 +193,7 @@ async fn crafted_datagrams_cost_the_sender_nothing_and_others_nothing() {
         gaps, 0,
         "the healthy viewer lost packets while the attacks ran"
     );
-    assert_eq!(
-        server
-            .paths
-            .telemetry
-            .session_panics
-            .load(Ordering::Relaxed),
-        0
-    );
+    assert_eq!(panics(&server), 0);
     dead.close().await;
     attacker.close().await;
     healthy.close().await;

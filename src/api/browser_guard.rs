@@ -5,15 +5,20 @@
 //! preflight for `text/plain` or form bodies), by `fetch` with `no-cors`, or by DNS
 //! rebinding a name of its own onto 127.0.0.1. curl and scripts send none of these markers.
 
-use axum::extract::Request;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-fn refuse(status: StatusCode, msg: String) -> Response {
-    (status, Json(json!({ "error": msg }))).into_response()
+/// A refusal: the status and what the caller did wrong.
+pub type Refusal = (StatusCode, String);
+
+fn refuse(status: StatusCode, msg: String) -> Refusal {
+    (status, msg)
 }
 
 /// The host part of a `Host` header or an origin's authority: `[::1]:9997` -> `::1`.
@@ -33,16 +38,24 @@ fn is_literal_or_localhost(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" || host.ends_with(".localhost")
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Why `req` looks like a browser's cross-site request, if it does.
-pub fn check(method: &Method, headers: &HeaderMap, has_body: bool) -> Result<(), Response> {
+/// `loopback`: the request came from this host, where a browser's page would be.
+pub fn check(
+    method: &Method,
+    headers: &HeaderMap,
+    has_body: bool,
+    loopback: bool,
+) -> Result<(), Refusal> {
     let host = header_str(headers, header::HOST).unwrap_or("");
-    // Without credentials the caller's IP is all that is trusted: the name it used must be
-    // one that no foreign DNS answer can have put there.
-    if headers.get(header::AUTHORIZATION).is_none()
+    // From this host without credentials, the caller's address is all that is trusted: the
+    // name it used must be one that no foreign DNS answer can have put there. (Remote
+    // scrapers that address the server by name are not affected.)
+    if loopback
+        && headers.get(header::AUTHORIZATION).is_none()
         && !host.is_empty()
         && !is_literal_or_localhost(host_part(host))
     {
@@ -82,12 +95,17 @@ pub fn check(method: &Method, headers: &HeaderMap, has_body: bool) -> Result<(),
     Ok(())
 }
 
-pub async fn layer(req: Request, next: Next) -> Response {
+pub async fn layer(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
     let has_body = header_str(req.headers(), header::CONTENT_LENGTH).is_some_and(|l| l != "0")
         || req.headers().contains_key(header::TRANSFER_ENCODING);
-    match check(req.method(), req.headers(), has_body) {
+    let loopback = crate::auth::canonical_ip(peer.ip()).is_loopback();
+    match check(req.method(), req.headers(), has_body, loopback) {
         Ok(()) => next.run(req).await,
-        Err(r) => r,
+        Err((status, msg)) => (status, Json(json!({ "error": msg }))).into_response(),
     }
 }
 
@@ -109,14 +127,14 @@ mod tests {
             ("host", "127.0.0.1:9997"),
             ("content-type", "application/json"),
         ]);
-        assert!(check(&Method::POST, &h, true).is_ok());
+        assert!(check(&Method::POST, &h, true, true).is_ok());
         let h = headers(&[("host", "localhost:9997")]);
         assert!(
-            check(&Method::POST, &h, false).is_ok(),
+            check(&Method::POST, &h, false, true).is_ok(),
             "a kick without a body"
         );
         let h = headers(&[("host", "[::1]:9997")]);
-        assert!(check(&Method::GET, &h, false).is_ok());
+        assert!(check(&Method::GET, &h, false, true).is_ok());
     }
 
     #[test]
@@ -126,19 +144,24 @@ mod tests {
             ("origin", "http://evil.example"),
             ("content-type", "text/plain"),
         ]);
-        assert!(check(&Method::POST, &form, true).is_err());
+        assert!(check(&Method::POST, &form, true, true).is_err());
         let no_origin_form = headers(&[("host", "127.0.0.1:9997"), ("content-type", "text/plain")]);
-        assert!(check(&Method::POST, &no_origin_form, true).is_err());
+        assert!(check(&Method::POST, &no_origin_form, true, true).is_err());
         let rebinding = headers(&[("host", "rebind.evil.example:9997")]);
-        assert!(check(&Method::GET, &rebinding, false).is_err());
+        assert!(check(&Method::GET, &rebinding, false, true).is_err());
+        let scraper = headers(&[("host", "media.example.com:9998")]);
+        assert!(
+            check(&Method::GET, &scraper, false, false).is_ok(),
+            "a remote caller by name"
+        );
         let null_origin = headers(&[("host", "127.0.0.1:9997"), ("origin", "null")]);
-        assert!(check(&Method::DELETE, &null_origin, false).is_err());
+        assert!(check(&Method::DELETE, &null_origin, false, true).is_err());
     }
 
     #[test]
     fn named_hosts_need_credentials() {
         let h = headers(&[("host", "api.example.com"), ("authorization", "Basic eDp5")]);
-        assert!(check(&Method::GET, &h, false).is_ok());
+        assert!(check(&Method::GET, &h, false, true).is_ok());
         let same = headers(&[
             ("host", "api.example.com"),
             ("authorization", "Basic eDp5"),
@@ -146,7 +169,7 @@ mod tests {
             ("content-type", "application/json"),
         ]);
         assert!(
-            check(&Method::PATCH, &same, true).is_ok(),
+            check(&Method::PATCH, &same, true, true).is_ok(),
             "a same-origin page with credentials"
         );
     }

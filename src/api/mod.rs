@@ -663,6 +663,7 @@ pub fn guarded(
                     query: req.uri().query().unwrap_or(""),
                     rtsp_method: None,
                     rtsp_uri: "",
+                    rtsp_conn: "",
                 };
                 match gate::check(&paths.auth(), &check).await {
                     Ok(()) => next.run(req).await,

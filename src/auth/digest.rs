@@ -1,8 +1,11 @@
 //! RTSP Digest authentication (RFC 2617 with MD5, `qop` absent or `auth`).
 //!
-//! Nonces are stateless: the issue time followed by an HMAC of it under a secret drawn when
-//! the [`super::Auth`] is built, so any nonce we issued in the last five minutes verifies and
-//! nothing else does, without a table of outstanding nonces.
+//! Nonces are stateless: the issue time followed by an HMAC of it and of the RTSP
+//! connection's id under a secret drawn when the [`super::Auth`] is built, so a nonce we
+//! issued in the last five minutes verifies on the connection it was issued on and nowhere
+//! else, without a table of outstanding nonces. A response captured on one connection is
+//! refused on any other; on its own connection a replay gains nothing. (Counting `nc` would
+//! need `qop=auth` in the challenge, which GStreamer's and live555's clients do not answer.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,23 +39,26 @@ impl Nonces {
         }
     }
 
-    fn mac_hex(&self, time_hex: &str) -> String {
+    fn mac_hex(&self, time_hex: &str, conn: &str) -> String {
         // HMAC takes keys of any length, so this cannot fail.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
             return String::new();
         };
         mac.update(time_hex.as_bytes());
+        mac.update(b"\0");
+        mac.update(conn.as_bytes());
         hex(&mac.finalize().into_bytes()[..MAC_HEX / 2])
     }
 
-    pub(crate) fn issue(&self, now: u64) -> String {
+    /// A nonce for connection `conn` ("" outside RTSP connections).
+    pub(crate) fn issue(&self, now: u64, conn: &str) -> String {
         let time_hex = format!("{now:0width$x}", width = TIME_HEX);
-        let mac = self.mac_hex(&time_hex);
+        let mac = self.mac_hex(&time_hex, conn);
         format!("{time_hex}{mac}")
     }
 
-    /// The nonce is one of ours and not older than [`NONCE_LIFETIME`].
-    pub(crate) fn is_fresh(&self, nonce: &str, now: u64) -> bool {
+    /// The nonce is one of ours, issued for `conn`, and not older than [`NONCE_LIFETIME`].
+    pub(crate) fn is_fresh(&self, nonce: &str, now: u64, conn: &str) -> bool {
         if nonce.len() != TIME_HEX + MAC_HEX || !nonce.is_ascii() {
             return false;
         }
@@ -60,7 +66,7 @@ impl Nonces {
         let Ok(issued) = u64::from_str_radix(time_hex, 16) else {
             return false;
         };
-        let authentic = constant_time_eq(self.mac_hex(time_hex).as_bytes(), mac.as_bytes());
+        let authentic = constant_time_eq(self.mac_hex(time_hex, conn).as_bytes(), mac.as_bytes());
         let age_ok = issued <= now.saturating_add(CLOCK_SLACK_SECS)
             && now.saturating_sub(issued) <= NONCE_LIFETIME.as_secs();
         authentic && age_ok
@@ -111,7 +117,7 @@ pub(crate) fn expected_response(d: &DigestResponse, pass: &str, method: &str) ->
 pub(crate) fn verify(
     d: &DigestResponse,
     pass: &str,
-    (method, request_uri): (&str, &str),
+    (method, request_uri, conn): (&str, &str, &str),
     nonces: &Nonces,
     now: u64,
 ) -> Result<(), &'static str> {
@@ -121,8 +127,8 @@ pub(crate) fn verify(
     if !same_target(&d.uri, request_uri) {
         return Err("digest uri is not the request's URL");
     }
-    if !nonces.is_fresh(&d.nonce, now) {
-        return Err("digest nonce is stale or not ours");
+    if !nonces.is_fresh(&d.nonce, now, conn) {
+        return Err("digest nonce is stale, not ours, or issued on another connection");
     }
     let expected = expected_response(d, pass, method).ok_or("unsupported digest parameters")?;
     let given = d.response.to_ascii_lowercase();
@@ -198,18 +204,19 @@ mod tests {
     fn nonces_expire_and_cannot_be_forged() {
         let n = Nonces::new();
         let t = 1_700_000_000;
-        let nonce = n.issue(t);
-        assert!(n.is_fresh(&nonce, t));
-        assert!(n.is_fresh(&nonce, t + 299));
-        assert!(n.is_fresh(&nonce, t - 3), "small clock step back");
-        assert!(!n.is_fresh(&nonce, t + 301), "expired");
-        assert!(!n.is_fresh(&nonce, t - 60), "from the future");
-        assert!(!Nonces::new().is_fresh(&nonce, t), "another secret");
+        let nonce = n.issue(t, "c1");
+        assert!(n.is_fresh(&nonce, t, "c1"));
+        assert!(!n.is_fresh(&nonce, t, "c2"), "issued on another connection");
+        assert!(n.is_fresh(&nonce, t + 299, "c1"));
+        assert!(n.is_fresh(&nonce, t - 3, "c1"), "small clock step back");
+        assert!(!n.is_fresh(&nonce, t + 301, "c1"), "expired");
+        assert!(!n.is_fresh(&nonce, t - 60, "c1"), "from the future");
+        assert!(!Nonces::new().is_fresh(&nonce, t, "c1"), "another secret");
         // Moving the time forward without the secret breaks the MAC.
         let later = format!("{:016x}{}", t + 200, &nonce[16..]);
-        assert!(!n.is_fresh(&later, t + 250));
+        assert!(!n.is_fresh(&later, t + 250, "c1"));
         for bad in ["", "zz", &nonce[..47], &format!("{nonce}0"), "é"] {
-            assert!(!n.is_fresh(bad, t), "{bad:?}");
+            assert!(!n.is_fresh(bad, t, "c1"), "{bad:?}");
         }
     }
 }

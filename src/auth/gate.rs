@@ -1,11 +1,9 @@
 //! One place that turns an authorization result into what the protocols answer: the caller
 //! gets `Ok` or the challenges for a 401, after the pause that slows password guessers.
 
-use std::net::IpAddr;
-
 use tracing::info;
 
-use super::{Auth, AuthError, AuthRequest};
+use super::{Auth, AuthError, AuthRequest, Credentials};
 
 /// A refused request: answer 401 with these `WWW-Authenticate` values and this message, or
 /// 503 when `busy` (the credentials could not be checked now; retry later).
@@ -35,20 +33,25 @@ pub async fn check(auth: &Auth, req: &AuthRequest<'_>) -> Result<(), Refusal> {
         AuthError::Missing => "authentication required",
         AuthError::Denied(_) | AuthError::Hook(_) => {
             info!(ip = %req.ip, path = req.path, action = %req.action, reason = %err, "authentication failed");
-            pause(auth, req.ip).await;
+            pause(auth, req).await;
             "authentication failed"
         }
         AuthError::Busy => "too many password checks at once; retry later",
     };
     Err(Refusal {
-        challenges: auth.challenges(req.protocol),
+        challenges: auth.challenges_for(req.protocol, req.rtsp_conn),
         message,
         busy: false,
     })
 }
 
-async fn pause(auth: &Auth, ip: IpAddr) {
-    let wait = auth.note_failure(ip);
+async fn pause(auth: &Auth, req: &AuthRequest<'_>) {
+    let by_user = match req.credentials {
+        Credentials::Basic { user, .. } => auth.note_user_failure(user),
+        Credentials::Digest(d) => auth.note_user_failure(&d.username),
+        Credentials::Bearer(_) | Credentials::None => std::time::Duration::ZERO,
+    };
+    let wait = auth.note_failure(req.ip).max(by_user);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }

@@ -128,7 +128,7 @@ impl Users {
                 name,
                 &user.pass,
                 creds,
-                (req.rtsp_method, req.rtsp_uri),
+                (req.rtsp_method, req.rtsp_uri, req.rtsp_conn),
                 nonces,
                 now,
             ) {
@@ -161,7 +161,7 @@ fn check_user(
     name: &Secret,
     pass: &Secret,
     creds: &Credentials,
-    (rtsp_method, rtsp_uri): (Option<&str>, &str),
+    (rtsp_method, rtsp_uri, rtsp_conn): (Option<&str>, &str, &str),
     nonces: &Nonces,
     now: u64,
 ) -> Result<(), Option<String>> {
@@ -178,7 +178,7 @@ fn check_user(
         let Some(method) = rtsp_method else {
             return Err(Some("Digest credentials outside RTSP".to_string()));
         };
-        return digest::verify(d, plain, (method, rtsp_uri), nonces, now)
+        return digest::verify(d, plain, (method, rtsp_uri, rtsp_conn), nonces, now)
             .map_err(|why| Some(format!("user {who:?}: {why}")));
     }
     let Some((user, given)) = creds.user_pass() else {
@@ -205,6 +205,7 @@ pub(crate) struct OwnedRequest {
     query: String,
     rtsp_method: Option<String>,
     rtsp_uri: String,
+    rtsp_conn: String,
 }
 
 impl From<&AuthRequest<'_>> for OwnedRequest {
@@ -219,6 +220,7 @@ impl From<&AuthRequest<'_>> for OwnedRequest {
             query: r.query.to_string(),
             rtsp_method: r.rtsp_method.map(str::to_string),
             rtsp_uri: r.rtsp_uri.to_string(),
+            rtsp_conn: r.rtsp_conn.to_string(),
         }
     }
 }
@@ -235,6 +237,7 @@ impl OwnedRequest {
             query: &self.query,
             rtsp_method: self.rtsp_method.as_deref(),
             rtsp_uri: &self.rtsp_uri,
+            rtsp_conn: &self.rtsp_conn,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Brute-force brake: after 5 failures from one address within a minute, each further
-//! failure is answered only after 2 s.
+//! Brute-force brake: after 5 failures from one address, or against one user name, within
+//! a minute, each further failure is answered only after 2 s. Per user name as well, so a
+//! guesser spread over many addresses is slowed down on the account it attacks.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
@@ -9,8 +10,17 @@ use std::time::{Duration, Instant};
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const THRESHOLD: usize = 5;
 pub(crate) const PAUSE: Duration = Duration::from_secs(2);
-/// Addresses tracked at once; past this, the address that failed longest ago is forgotten.
+/// Addresses and user names tracked at once; past this, the one that failed longest ago is
+/// forgotten.
 pub(crate) const MAX_ADDRESSES: usize = 10_000;
+/// Bytes of a user name kept as its key: a guesser's long names cost no more than this.
+const MAX_USER_KEY: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Addr(IpAddr),
+    User(String),
+}
 
 pub(crate) struct Limiter {
     state: Mutex<State>,
@@ -19,7 +29,7 @@ pub(crate) struct Limiter {
 #[derive(Default)]
 struct State {
     /// Recent failure times per address, oldest first, at most [`THRESHOLD`] kept.
-    failures: HashMap<IpAddr, VecDeque<Instant>>,
+    failures: HashMap<Key, VecDeque<Instant>>,
     last_sweep: Option<Instant>,
 }
 
@@ -50,6 +60,22 @@ impl Limiter {
     }
 
     pub(crate) fn note_failure_at(&self, ip: IpAddr, now: Instant) -> Duration {
+        self.note(Key::Addr(key(ip)), now)
+    }
+
+    pub(crate) fn note_user_failure(&self, user: &str) -> Duration {
+        self.note_user_failure_at(user, Instant::now())
+    }
+
+    pub(crate) fn note_user_failure_at(&self, user: &str, now: Instant) -> Duration {
+        let mut end = user.len().min(MAX_USER_KEY);
+        while !user.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.note(Key::User(user[..end].to_string()), now)
+    }
+
+    fn note(&self, key: Key, now: Instant) -> Duration {
         // A poisoned lock only means another thread panicked mid-update; the map is still
         // usable, and refusing to count would switch the brake off.
         let mut state = self
@@ -57,7 +83,6 @@ impl Limiter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         state.sweep(now);
-        let key = key(ip);
         if !state.failures.contains_key(&key) && state.failures.len() >= MAX_ADDRESSES {
             state.evict_oldest();
         }
@@ -103,9 +128,9 @@ impl State {
             .failures
             .iter()
             .min_by_key(|(_, times)| times.back().copied())
-            .map(|(ip, _)| *ip);
-        if let Some(ip) = oldest {
-            self.failures.remove(&ip);
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            self.failures.remove(&k);
         }
     }
 }
@@ -116,6 +141,30 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn five_failures_against_one_user_slow_that_user_from_any_address() {
+        let l = Limiter::new();
+        let t0 = Instant::now();
+        for i in 0..4 {
+            assert_eq!(l.note_user_failure_at("cam", t0), Duration::ZERO, "{i}");
+        }
+        assert_eq!(l.note_user_failure_at("cam", t0), PAUSE);
+        assert_eq!(l.note_user_failure_at("other", t0), Duration::ZERO);
+        let long = "é".repeat(100);
+        assert_eq!(l.note_user_failure_at(&long, t0), Duration::ZERO);
+        assert_eq!(l.note_user_failure_at(&"é".repeat(40), t0), Duration::ZERO);
+        assert_eq!(
+            l.tracked(),
+            3,
+            "long names share their first 64 bytes as key"
+        );
+        assert_eq!(
+            l.note_user_failure_at("cam", t0 + WINDOW),
+            Duration::ZERO,
+            "forgotten"
+        );
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub struct AuthRequest<'a> {
     pub rtsp_method: Option<&'a str>,
     /// The RTSP request's URL: a Digest response must be for this target.
     pub rtsp_uri: &'a str,
+    /// The RTSP connection's id: Digest nonces are issued for one connection and are
+    /// refused on any other, so a captured response cannot be replayed elsewhere.
+    pub rtsp_conn: &'a str,
 }
 
 /// Why a request was refused. The text is for logs: clients get a generic message.
@@ -170,7 +173,7 @@ pub enum AuthError {
 
 /// An IPv4 client of a dual-stack listener shows up as `::ffff:a.b.c.d`; `ips` lists it as
 /// `a.b.c.d`.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
@@ -310,6 +313,12 @@ impl Auth {
     /// the password or token itself), and when an internal user has a hashed password or
     /// name (Digest needs the plain password; clients that see Digest offered prefer it).
     pub fn challenges(&self, protocol: Protocol) -> Vec<String> {
+        self.challenges_for(protocol, "")
+    }
+
+    /// The challenges for a request on RTSP connection `conn` (its Digest nonce is bound to
+    /// that connection).
+    pub fn challenges_for(&self, protocol: Protocol, conn: &str) -> Vec<String> {
         let basic = format!("Basic realm=\"{REALM}\"");
         let inner = &self.inner;
         match protocol {
@@ -318,7 +327,7 @@ impl Auth {
                     inner.method == AuthMethod::Internal && inner.internal.digest_capable();
                 let mut out = Vec::with_capacity(2);
                 if digest_works {
-                    let nonce = inner.nonces.issue(digest::unix_now());
+                    let nonce = inner.nonces.issue(digest::unix_now(), conn);
                     out.push(format!(
                         "Digest realm=\"{REALM}\", nonce=\"{nonce}\", algorithm=MD5"
                     ));
@@ -339,6 +348,11 @@ impl Auth {
     /// slowed down; the table forgets addresses after a minute and stays bounded.
     pub fn note_failure(&self, ip: IpAddr) -> Duration {
         self.inner.limiter.note_failure(ip)
+    }
+
+    /// The same brake per user name, whatever address the guesses come from.
+    pub fn note_user_failure(&self, user: &str) -> Duration {
+        self.inner.limiter.note_user_failure(user)
     }
 }
 

@@ -51,6 +51,7 @@ async fn check(
         query: "",
         rtsp_method: Some("DESCRIBE"),
         rtsp_uri: path,
+        rtsp_conn: "",
     };
     outcome(auth.authorize(&req).await)
 }
@@ -91,6 +92,7 @@ fn auth_is_shareable_and_its_future_is_send() {
         query: "",
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     // Servers await it inside spawned tasks and axum handlers.
     send(&auth.authorize(&req));
@@ -221,6 +223,7 @@ async fn plain_sha256_and_argon2_passwords() {
         query: "",
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     let r = std::thread::scope(|s| {
         s.spawn(|| futures::executor::block_on(auth.authorize(&req)))
@@ -423,6 +426,7 @@ async fn rtsp_check_at(
         query: "",
         rtsp_method: Some(method),
         rtsp_uri: url,
+        rtsp_conn: "",
     };
     outcome(auth.authorize(&req).await)
 }
@@ -530,6 +534,7 @@ async fn rtsp_digest_from_a_challenge() {
         query: "",
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     assert_eq!(outcome(auth.authorize(&req).await), Err("denied"));
 }
@@ -570,6 +575,7 @@ async fn digest_is_offered_only_where_it_can_work() {
         query: "",
         rtsp_method: Some("ANNOUNCE"),
         rtsp_uri: "/cam",
+        rtsp_conn: "",
     };
     match hashed.authorize(&req).await {
         Err(AuthError::Denied(why)) => assert!(why.contains("hashed password"), "{why}"),
@@ -649,6 +655,7 @@ async fn authorize_never_panics_on_random_credentials() {
             query: &junk,
             rtsp_method: Some(&junk),
             rtsp_uri: &junk,
+            rtsp_conn: "",
         };
         let r = auth.authorize(&req).await;
         assert!(!matches!(r, Err(AuthError::Hook(_))), "{r:?}");
@@ -685,6 +692,7 @@ async fn http_hook_gets_the_documented_fields_and_decides() {
         query: "a=1&b=two",
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     assert_eq!(outcome(auth.authorize(&req).await), Ok(()));
     let seen = server.requests();
@@ -911,6 +919,7 @@ async fn jwt_check(
         query,
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     outcome(auth.authorize(&req).await)
 }

@@ -167,11 +167,14 @@ impl Connection {
                     }
                 }
             }
-            if parser.pending_text(&buf) {
-                let since = *pending_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() > read_timeout {
-                    break format!("request not complete within readTimeout ({read_timeout:?})");
-                }
+            if !parser.pending_text(&buf) {
+                pending_since = None;
+            } else if pending_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                > read_timeout
+            {
+                break format!("request not complete within readTimeout ({read_timeout:?})");
             }
             buf.reserve(16 * 1024);
             let recording_udp = self.recording_udp();
@@ -511,6 +514,7 @@ impl Connection {
             query: req.uri.split_once('?').map_or("", |(_, q)| q),
             rtsp_method: Some(&method),
             rtsp_uri: &req.uri,
+            rtsp_conn: &self.info.id,
         };
         match gate::check(&auth, &check).await {
             Ok(()) => {

@@ -346,6 +346,7 @@ async fn authorize(
         query: query.unwrap_or(""),
         rtsp_method: None,
         rtsp_uri: "",
+        rtsp_conn: "",
     };
     gate::check(&server.paths.auth(), &req)
         .await

@@ -31,6 +31,9 @@ use transport::Transport;
 /// No packet at all from a peer for this long and it is gone (ICE consent, RFC 7675, counted
 /// on everything the peer sends: browsers also send RTCP every second or so).
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sessions one address may have in their handshake at once: a page with a wall of players
+/// or a load tool connecting many viewers at once stays under it.
+pub const MAX_PENDING_PER_IP: usize = 64;
 
 /// Sender reports to viewers (lip sync) and receiver reports to publishers (their congestion
 /// control reads the loss), and the consent check, once a second.
@@ -368,11 +371,37 @@ impl WebrtcServer {
         Ok(())
     }
 
-    /// Parses an offer and applies `webrtcMaxSessions`: the first steps of every POST.
-    fn admit(&self, offer: &str) -> Result<sdp::Offer, HttpError> {
+    /// Parses an offer and applies `webrtcMaxSessions` and the per-address bound on sessions
+    /// still in their handshake: the first steps of every POST.
+    fn admit(&self, offer: &str, peer: SocketAddr) -> Result<sdp::Offer, HttpError> {
         let offer = sdp::parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         self.check_session_limit()?;
+        self.check_pending(peer)?;
         Ok(offer)
+    }
+
+    /// A session that never does ICE still holds a slot until `webrtcHandshakeTimeout`; one
+    /// address may hold only a few such at once, so POSTs alone cannot fill the limits.
+    fn check_pending(&self, peer: SocketAddr) -> Result<(), HttpError> {
+        let pending = self
+            .sessions
+            .all()
+            .iter()
+            .filter(|s| {
+                s.peer.ip() == peer.ip()
+                    && !s
+                        .counters
+                        .established
+                        .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .count();
+        if pending >= MAX_PENDING_PER_IP {
+            return Err(HttpError::Unavailable(format!(
+                "{pending} sessions from {} are still in their ICE/DTLS handshake; retry later",
+                peer.ip()
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses a new session over `webrtcMaxSessions`.

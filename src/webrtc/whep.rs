@@ -33,7 +33,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = self.admit(offer)?;
+        let offer = self.admit(offer, peer)?;
         let hub = self
             .paths
             .wait_stream(path)

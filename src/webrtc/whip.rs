@@ -30,7 +30,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = self.admit(offer)?;
+        let offer = self.admit(offer, peer)?;
         let mut sections = answer::sections(&offer.medias);
         // Payload type of each hub track, video first.
         let mut tracks = Vec::new();

@@ -41,6 +41,18 @@ use webrtc::rtp_transceiver::{RTCPFeedback, RTCRtpTransceiverInit};
 /// many WebRTC peers and the server at once without starving one of them.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// This process's resident set size (the in-process server included), in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -83,7 +95,7 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
 }
 
 /// x264 as the tests encode: baseline, no B-frames, low latency, ~2 Mbit/s (GOP added per use).
-const X264: [&str; 14] = [
+pub const X264: [&str; 14] = [
     "-c:v",
     "libx264",
     "-preset",
