@@ -249,8 +249,10 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
 }
 
 /// A request dribbled in a byte at a time is cut off once readTimeout has passed since it
-/// began (each byte used to restart the timer), and one address cannot hold more than its
-/// share of RTSP connections; others still get in.
+/// began (each byte used to restart the timer); a publisher that sends keep-alives but no
+/// media loses its path after readTimeout; one address cannot hold more than its share of
+/// RTSP connections, and others still get in. A WHEP viewer of another path plays through
+/// all of it without a gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
     let _heavy = HEAVY.lock().await;
@@ -258,6 +260,36 @@ async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
     config.read_timeout = Duration::from_secs(2);
     let server = start(config).await;
     let rtsp = server.addrs.rtsp.expect("rtsp");
+    let ff = Ffmpeg::push(&rtsp_url(&server, "live"), RtspTransport::Tcp, 30, false);
+    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let healthy = connect_viewers(&whep_url(&server, "live"), 1).await;
+    let healthy_before = healthy[0].snapshot(|r| r.aus.len());
+
+    // A publisher that stops sending media but keeps the control connection busy.
+    let held = rtsp_url(&server, "held");
+    let mut idle = RawPublisher::connect(rtsp).await;
+    idle.start(&held, H264_SDP).await.expect("RECORD");
+    idle.send_interleaved(0, &rtp_packet(1, 0, true, &[0x65, 0x88, 0x80]))
+        .await;
+    let started = std::time::Instant::now();
+    let mut dropped_after = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (status, _) = idle.request("GET_PARAMETER", &held, &[], "").await;
+        if status == 0 {
+            dropped_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let dropped_after = dropped_after.expect("keep-alives without media held the path");
+    eprintln!("a publisher with keep-alives but no media was dropped after {dropped_after:?}");
+    assert!(dropped_after >= Duration::from_secs(2), "{dropped_after:?}");
+    let mut next = RawPublisher::connect(rtsp).await;
+    next.start(&held, H264_SDP)
+        .await
+        .expect("the path is free for the next publisher");
+    drop(next);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut slow = TcpStream::connect(rtsp).await.expect("connect");
     let started = std::time::Instant::now();
@@ -301,7 +333,8 @@ async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
         "300 connections from one address: {} held, {refused} refused",
         held.len()
     );
-    assert_eq!(held.len(), hubcast::rtsp::limits::MAX_PER_IP);
+    // ffmpeg's publishing connection, from 127.0.0.1 as well, holds one of the slots.
+    assert_eq!(held.len(), hubcast::rtsp::limits::MAX_PER_IP - 1);
     let other = tokio::net::TcpSocket::new_v4().expect("socket");
     other
         .bind("127.0.0.2:0".parse().expect("addr"))
@@ -314,5 +347,15 @@ async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
     let resp = read_response(&mut other).await;
     assert!(resp.starts_with("RTSP/1.0 200"), "{resp}");
     drop(held);
+    healthy[0].snapshot(|r| {
+        assert!(
+            r.aus.len() > healthy_before + 60,
+            "the viewer of another path stalled"
+        );
+        assert_eq!(r.seq_gaps, 0, "the viewer of another path saw a gap");
+        assert!(r.closed_by_server.is_none());
+    });
+    healthy[0].close().await;
+    ff.stop().await;
     server.shutdown();
 }

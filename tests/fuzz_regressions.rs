@@ -68,3 +68,58 @@ fn choose_h264_never_answers_with_an_unparsable_source_plid() {
         assert_eq!(plid, "42e01f", "{source:?}");
     }
 }
+
+/// fuzz target `peer_in`: under AES_CM_128_HMAC_SHA1_80, an SRTCP packet with the E flag
+/// clear was returned by `webrtc-srtp` without its tag being checked, so a forged RTCP
+/// packet was accepted. Fixed in `Inbound::unprotect_rtcp` (src/webrtc/transport/inbound.rs):
+/// unencrypted SRTCP is refused under that profile.
+#[test]
+fn forged_unencrypted_srtcp_is_refused() {
+    use hubcast::config::SrtpProfile;
+    use hubcast::webrtc::transport::inbound::Inbound;
+    let finding = include_bytes!("../fuzz/findings/peer_in-forged-srtcp-accepted.bin");
+    // Byte 0 picks the profile in the target (0xfe % 3 == 2: AES-CM); datagrams are split
+    // at 0xff.
+    let mut inbound =
+        Inbound::new(&[3; 16], &[5; 14], SrtpProfile::AesCm128HmacSha1_80).expect("inbound");
+    for d in finding[1..].split(|&b| b == 0xff) {
+        assert!(
+            inbound.unprotect_rtcp(d).is_err(),
+            "forged SRTCP {d:02x?} accepted"
+        );
+    }
+}
+
+/// fuzz target `peer_in`: an SRTP packet whose two-byte header extension element claims
+/// more bytes than the packet holds made the `rtp` crate panic inside `webrtc-srtp`'s
+/// `decrypt_rtp`, before the tag was checked: a session's task died on one datagram. Fixed
+/// by `media::rtp::check_extensions`, run in `Inbound::unprotect_rtp` before decryption.
+#[test]
+fn srtp_with_an_extension_past_the_end_is_an_error() {
+    use hubcast::config::SrtpProfile;
+    use hubcast::webrtc::transport::inbound::Inbound;
+    let finding = include_bytes!("../fuzz/findings/peer_in-rtp-extension-past-end.bin");
+    let mut inbound =
+        Inbound::new(&[3; 16], &[5; 14], SrtpProfile::AesCm128HmacSha1_80).expect("inbound");
+    for d in finding[1..].split(|&b| b == 0xff) {
+        assert!(inbound.unprotect_rtp(d).is_err());
+    }
+}
+
+/// fuzz target `peer_in`: a generic NACK whose length leaves no room for its FCI made the
+/// `rtcp` crate's unmarshal panic (`get_u32` past the end) on what an authenticated peer's
+/// SRTCP decrypted to. Fixed by reading inbound RTCP with our own length-checked walker,
+/// `media::rtcp::walk`.
+#[test]
+fn rtcp_with_a_short_nack_is_walked_without_panic() {
+    use hubcast::media::rtcp;
+    let finding = include_bytes!("../fuzz/findings/peer_in-rtcp-nack-short-fci.bin");
+    let mut refused = 0;
+    for d in finding[1..].split(|&b| b == 0xff) {
+        if rtcp::walk(d, |_| {}).is_err() {
+            refused += 1;
+        }
+        let _ = (rtcp::wants_keyframe(d), rtcp::sender_report_ntp(d, 1));
+    }
+    assert!(refused > 0, "the malformed packet is an error");
+}

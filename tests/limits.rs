@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CHROMIUM_WHEP: &str = include_str!("data/chromium-whep-offer.sdp");
+const CHROMIUM_WHIP: &str = include_str!("data/chromium-whip-offer.sdp");
 
 /// Sends a raw HTTP request (no client-side URL normalization) and returns the status.
 async fn raw_http(addr: std::net::SocketAddr, request: &str) -> u16 {
@@ -208,5 +209,36 @@ async fn sessions_stuck_in_their_handshake_are_bounded_per_address() {
     });
     healthy[0].close().await;
     ff.stop().await;
+    server.shutdown();
+}
+
+/// With `overridePublisher: no` (our default), a WHIP POST that never finishes its handshake
+/// does not hold the path: the real publisher that comes next takes it and plays. Once that
+/// one is established, a later POST is refused and the stream goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_claim_without_a_handshake_does_not_hold_the_path() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let http = server.addrs.webrtc_http.expect("webrtc on");
+    let url = format!("http://{http}/cam/whip");
+    let (status, _, body) = post_sdp(&url, CHROMIUM_WHIP).await;
+    assert_eq!(status, 201, "{body}");
+    let publisher = WhipPublisher::connect(&url, 30)
+        .await
+        .expect("the real publisher takes the path from the pending claim");
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let viewers = connect_viewers(&whep_url(&server, "cam"), 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = viewers[0].snapshot(|r| r.aus.len());
+    assert!(before > 20, "only {before} access units");
+    let (status, _, body) = post_sdp(&url, CHROMIUM_WHIP).await;
+    assert_eq!(status, 409, "an established publisher holds: {body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    viewers[0].snapshot(|r| {
+        assert!(r.aus.len() > before + 30, "the stream stalled");
+        assert!(r.closed_by_server.is_none());
+    });
+    viewers[0].close().await;
+    publisher.stop().await;
     server.shutdown();
 }

@@ -2,6 +2,9 @@
 //! into a session's inbound crypto, and STUN (checks and answers to our consent requests)
 //! from any address.
 //!
+//! Each datagram is also parsed as RTCP in the clear (what an authenticated peer's SRTCP
+//! decrypts to).
+//!
 //! The first byte picks the SRTP profile; the rest is split into datagrams at 0xFF bytes.
 //! Besides "no panic": nothing is admitted without a valid tag (the key is one the fuzzer
 //! cannot know), so every datagram is refused.
@@ -13,6 +16,7 @@ use hubcast::config::SrtpProfile;
 use hubcast::webrtc::transport::ice::{consent_answered, kind};
 use hubcast::webrtc::transport::inbound::Inbound;
 use hubcast::webrtc::transport::peer::Peer;
+use hubcast::media::rtcp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
     for d in rest.split(|&b| b == 0xFF) {
         assert!(inbound.unprotect_rtp(d).is_err(), "forged SRTP accepted");
         assert!(inbound.unprotect_rtcp(d).is_err(), "forged SRTCP accepted");
+        let mut n = 0;
+        let _ = rtcp::walk(d, |_| n += 1);
+        assert!(n <= d.len() / 4, "{n} RTCP packets in {} bytes", d.len());
+        let _ = (rtcp::wants_keyframe(d), rtcp::sender_report_ntp(d, 7));
         let _ = kind(d);
         let _ = consent_answered(d, &peer);
     }

@@ -235,4 +235,12 @@ paths:
   x.y_z-1/cam~2:
 """)
 write("config", "empty_and_null.yml", "---\n# nothing\n")
+# peer_in: byte 0 picks the profile (0 GCM-128, 1 GCM-256, 2 AES-CM); datagrams split at
+# 0xff, so the seeds avoid that byte inside datagrams.
+srtp_like = rtp(1, 3000, True, bytes([0x65] * 40) + bytes([0x11] * 16))
+srtcp_rr = bytes([0x80, 201, 0, 1, 0, 0, 0, 42]) + bytes([0x80, 0, 0, 1]) + bytes([0x22] * 16)
+srtcp_cm = bytes([0x80, 201, 0, 1, 0, 0, 0, 42]) + bytes([0x80, 0, 0, 1]) + bytes([0x33] * 10)
+stun_check = bytes.fromhex("000100082112a442") + bytes(range(12)) + bytes.fromhex("00240004") + bytes(4)
+write("peer_in", "gcm-srtp-srtcp-stun", b"\x00" + srtp_like + b"\xff" + srtcp_rr + b"\xff" + stun_check)
+write("peer_in", "aes-cm-srtcp", b"\x02" + srtcp_cm + b"\xff" + srtp_like)
 print("seeds written to", SEEDS)

@@ -2,4 +2,5 @@
 
 pub mod h264;
 pub mod passthrough;
+pub mod rtcp;
 pub mod rtp;

@@ -12,6 +12,60 @@ pub enum RtpError {
     HeaderPastEnd,
     #[error("RTP padding longer than the payload")]
     BadPadding,
+    #[error("RTP header extension element at byte {0} runs past the extension block")]
+    ExtensionPastEnd(usize),
+}
+
+/// Checks that the RFC 8285 extension elements of an RTP header (one- and two-byte forms)
+/// each stay inside the extension block and the packet. The `rtp` crate (also used inside
+/// `webrtc-srtp` before a packet's tag is checked) panics on an element that runs past the
+/// packet, so packets from peers go through this first.
+pub fn check_extensions(b: &[u8]) -> Result<(), RtpError> {
+    if b.len() < 12 {
+        return Err(RtpError::TooShort(b.len()));
+    }
+    if b[0] & 0x10 == 0 {
+        return Ok(());
+    }
+    let start = 12 + 4 * (b[0] & 0x0f) as usize;
+    let ext = b.get(start..start + 4).ok_or(RtpError::HeaderPastEnd)?;
+    let profile = u16::from_be_bytes([ext[0], ext[1]]);
+    let mut at = start + 4;
+    let end = at + 4 * u16::from_be_bytes([ext[2], ext[3]]) as usize;
+    if end > b.len() {
+        return Err(RtpError::HeaderPastEnd);
+    }
+    let two_byte = match profile {
+        0xBEDE => false,
+        0x1000 => true,
+        _ => return Ok(()),
+    };
+    while at < end {
+        let first = b[at];
+        let element = at;
+        at += 1;
+        if first == 0 {
+            continue;
+        }
+        let len = if two_byte {
+            let len = *b
+                .get(at)
+                .filter(|_| at < end)
+                .ok_or(RtpError::ExtensionPastEnd(element))?;
+            at += 1;
+            len as usize
+        } else {
+            if first >> 4 == 15 {
+                break;
+            }
+            (first & 0x0f) as usize + 1
+        };
+        at += len;
+        if at > end {
+            return Err(RtpError::ExtensionPastEnd(element));
+        }
+    }
+    Ok(())
 }
 
 /// The fields of an RTP header that the server uses.
@@ -132,5 +186,29 @@ mod tests {
             }
             let _ = parse(&Bytes::from(buf));
         }
+    }
+
+    #[test]
+    fn extension_elements_must_fit_their_block() {
+        // One-byte form (0xBEDE), one word: id 1 len 2, then padding.
+        let mut ok = header(0x90);
+        ok.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x11, 0xaa, 0xbb, 0x00, 0x65]);
+        assert_eq!(check_extensions(&ok), Ok(()));
+        // id 1 claiming 16 bytes in a one-word block.
+        let mut long = header(0x90);
+        long.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x1f, 0xaa, 0xbb, 0xcc]);
+        assert_eq!(check_extensions(&long), Err(RtpError::ExtensionPastEnd(16)));
+        // Two-byte form: id 1 claiming 200 bytes; and a length byte past the block.
+        let mut two = header(0x90);
+        two.extend_from_slice(&[0x10, 0x00, 0, 1, 0x01, 200, 0xaa, 0xbb]);
+        assert_eq!(check_extensions(&two), Err(RtpError::ExtensionPastEnd(16)));
+        let mut cut = header(0x90);
+        cut.extend_from_slice(&[0x10, 0x00, 0, 1, 0, 0, 0, 0x01]);
+        assert_eq!(check_extensions(&cut), Err(RtpError::ExtensionPastEnd(19)));
+        // A block longer than the packet; no extension at all.
+        let mut past = header(0x90);
+        past.extend_from_slice(&[0xBE, 0xDE, 0, 9, 0x10, 0xaa]);
+        assert_eq!(check_extensions(&past), Err(RtpError::HeaderPastEnd));
+        assert_eq!(check_extensions(&header(0x80)), Ok(()));
     }
 }

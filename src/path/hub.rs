@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
+use super::gop::{GopCache, GopSnapshot};
 use crate::media::h264::ParamSets;
 
 /// What a track carries.
@@ -61,50 +62,8 @@ pub struct Packet {
 }
 
 impl Packet {
-    fn starts_keyframe(&self) -> bool {
+    pub(super) fn starts_keyframe(&self) -> bool {
         self.au_start && self.keyframe
-    }
-}
-
-/// Packets since the last keyframe of the video track, so a new reader starts decoding
-/// at once instead of waiting for the next keyframe.
-struct GopCache {
-    packets: Vec<Packet>,
-    bytes: usize,
-    /// False after an overflow until the next keyframe: a partial GOP is useless.
-    valid: bool,
-}
-
-/// Upper bound on the GOP cache: a camera with a 10 s GOP at 8 Mbit/s would otherwise pin
-/// 10 MB per path. Past it, new readers wait for the next keyframe (or a PLI for WHIP).
-const GOP_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
-/// And on its packets: a stream of 1-byte packets must not pin millions of entries. Each is
-/// also charged what it costs besides its payload.
-const GOP_CACHE_MAX_PACKETS: usize = 16 * 1024;
-const PACKET_OVERHEAD: usize = std::mem::size_of::<Packet>() + 32;
-
-impl GopCache {
-    fn push(&mut self, pkt: &Packet, video: bool) {
-        if !video {
-            return;
-        }
-        if pkt.starts_keyframe() {
-            self.packets.clear();
-            self.bytes = 0;
-            self.valid = true;
-        }
-        if !self.valid {
-            return;
-        }
-        let cost = pkt.payload.len() + PACKET_OVERHEAD;
-        if self.bytes + cost > GOP_CACHE_MAX_BYTES || self.packets.len() >= GOP_CACHE_MAX_PACKETS {
-            self.packets.clear();
-            self.bytes = 0;
-            self.valid = false;
-            return;
-        }
-        self.bytes += cost;
-        self.packets.push(pkt.clone());
     }
 }
 
@@ -193,11 +152,7 @@ impl Hub {
             tracks: RwLock::new(tracks),
             inner: Mutex::new(HubInner {
                 readers: Vec::new(),
-                gop: GopCache {
-                    packets: Vec::new(),
-                    bytes: 0,
-                    valid: false,
-                },
+                gop: GopCache::default(),
                 next_reader_id: 1,
                 ts: Vec::new(),
             }),
@@ -276,7 +231,11 @@ impl Hub {
             .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
         let mut inner = self.lock();
         pkt.timestamp = inner.rebase(pkt.track, pkt.timestamp, clock_rate);
-        inner.gop.push(&pkt, video);
+        let released = if video {
+            inner.gop.push(&pkt)
+        } else {
+            Default::default()
+        };
         let mut sent = 0u64;
         let mut dropped = 0u64;
         for reader in inner.readers.iter_mut() {
@@ -304,6 +263,7 @@ impl Hub {
             }
         }
         drop(inner);
+        drop(released);
         if let Some((t, started)) = timed {
             t.latencies
                 .record(crate::stats::op::HUB_FANOUT, started.elapsed(), true);
@@ -330,15 +290,15 @@ impl Hub {
     /// resume at the next keyframe, and timestamps continue from where they were.
     pub fn discontinuity(&self) {
         let mut inner = self.lock();
-        inner.gop.packets.clear();
-        inner.gop.bytes = 0;
-        inner.gop.valid = false;
+        let released = inner.gop.clear();
         for r in inner.readers.iter_mut() {
             r.wait = Wait::Join;
         }
         for t in inner.ts.iter_mut() {
             t.rebase = true;
         }
+        drop(inner);
+        drop(released);
     }
 
     /// Adds a reader. It first gets the cached GOP (so it starts on a keyframe), then live packets.
@@ -364,11 +324,7 @@ impl Hub {
         }
         let id = inner.next_reader_id;
         inner.next_reader_id += 1;
-        let gop = if inner.gop.valid {
-            inner.gop.packets.clone()
-        } else {
-            Vec::new()
-        };
+        let gop = inner.gop.snapshot();
         let has_video = self
             .tracks
             .read()
@@ -472,7 +428,7 @@ pub struct Reader {
     hub: Arc<Hub>,
     rx: mpsc::Receiver<Packet>,
     /// The GOP cached when the reader joined; send these before `recv`.
-    pub gop: Vec<Packet>,
+    pub gop: GopSnapshot,
     counters: Arc<ReaderCounters>,
 }
 

@@ -1,9 +1,11 @@
 //! Paths: a name, its configuration, and at most one live stream (a hub) at a time.
 
+pub mod gop;
 pub mod hub;
 pub mod ingest;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
@@ -47,6 +49,10 @@ struct Entry {
     hub: Arc<Hub>,
     /// Set to true to tell the current publisher it has been replaced.
     kick: watch::Sender<bool>,
+    /// False while the publisher has not finished its handshake (a WHIP session before
+    /// DTLS): such a claim never keeps a path from a publisher that comes next, or a POST
+    /// every few seconds would hold it against the real one.
+    established: Arc<AtomicBool>,
 }
 
 /// A running pulled source.
@@ -70,10 +76,25 @@ pub struct PathManager {
 pub struct Publisher {
     pub hub: Arc<Hub>,
     kicked: watch::Receiver<bool>,
+    established: Arc<AtomicBool>,
     manager: Arc<PathManager>,
 }
 
+/// Marks a publisher's claim established, from wherever its handshake finishes.
+pub struct Claim(Arc<AtomicBool>);
+
+impl Claim {
+    /// The handshake is done: from now on `overridePublisher: no` protects the claim.
+    pub fn establish(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 impl Publisher {
+    pub fn claim(&self) -> Claim {
+        Claim(Arc::clone(&self.established))
+    }
+
     /// Resolves when another publisher took over this path.
     pub async fn kicked(&mut self) {
         let _ = self.kicked.wait_for(|k| *k).await;
@@ -251,7 +272,7 @@ impl PathManager {
             old.kick.send_replace(true);
             old.hub.close();
         }
-        Ok(self.insert(&mut paths, name, tracks))
+        Ok(self.insert(&mut paths, name, tracks, true))
     }
 
     fn insert(
@@ -259,20 +280,24 @@ impl PathManager {
         paths: &mut HashMap<String, Entry>,
         name: &str,
         tracks: Vec<Track>,
+        established: bool,
     ) -> Publisher {
         let hub = Hub::new(name, tracks, self.config().write_queue_size);
         hub.set_telemetry(Arc::clone(&self.telemetry));
         let (kick, kicked) = watch::channel(false);
+        let established = Arc::new(AtomicBool::new(established));
         paths.insert(
             name.to_string(),
             Entry {
                 hub: Arc::clone(&hub),
                 kick,
+                established: Arc::clone(&established),
             },
         );
         Publisher {
             hub,
             kicked,
+            established,
             manager: Arc::clone(self),
         }
     }
@@ -281,11 +306,13 @@ impl PathManager {
         self.paths.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claims a path for a publisher with the given tracks.
+    /// Claims a path for a publisher with the given tracks. A publisher that is still
+    /// handshaking passes `established: false` and calls [`Publisher::establish`] once done.
     pub fn publish(
         self: &Arc<Self>,
         name: &str,
         tracks: Vec<Track>,
+        established: bool,
     ) -> Result<Publisher, PathError> {
         validate_path_name(name).map_err(|e| PathError::BadName(e.to_string()))?;
         let config = self.config();
@@ -300,13 +327,14 @@ impl PathManager {
         }
         let mut paths = self.lock();
         if let Some(old) = paths.get(name) {
-            if !old.hub.is_closed() && !conf.override_publisher {
+            let holds = old.established.load(Ordering::Acquire) && !old.hub.is_closed();
+            if holds && !conf.override_publisher {
                 return Err(PathError::Busy(name.to_string()));
             }
             old.kick.send_replace(true);
             old.hub.close();
         }
-        Ok(self.insert(&mut paths, name, tracks))
+        Ok(self.insert(&mut paths, name, tracks, established))
     }
 
     /// The live stream of a path.

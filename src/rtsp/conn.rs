@@ -20,6 +20,7 @@ use super::transport::{parse_transport, Lower, TransportSpec};
 use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
 use crate::config::RtspTransport;
 use crate::media::h264::ParamSets;
+use crate::media::rtp;
 use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{Hub, PathError, Publisher, Track};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -62,7 +63,7 @@ pub struct Connection {
     channels: [Option<u8>; 256],
     publisher: Option<Publisher>,
     ingest: Option<Arc<Mutex<Ingest>>>,
-    udp_last_seen: Arc<AtomicU64>,
+    media_last_seen: Arc<AtomicU64>,
     udp_routes: Vec<SocketAddr>,
     playing: Option<Playing>,
     writer: Option<Arc<tokio::sync::Mutex<OwnedWriteHalf>>>,
@@ -87,7 +88,7 @@ impl Connection {
             channels: [None; 256],
             publisher: None,
             ingest: None,
-            udp_last_seen: Arc::new(AtomicU64::new(0)),
+            media_last_seen: Arc::new(AtomicU64::new(0)),
             udp_routes: Vec::new(),
             playing: None,
             writer: None,
@@ -177,11 +178,13 @@ impl Connection {
                 break format!("request not complete within readTimeout ({read_timeout:?})");
             }
             buf.reserve(16 * 1024);
+            let recording = self.publisher.is_some();
             let recording_udp = self.recording_udp();
             let playing_udp = self.playing_udp();
-            // Over UDP the control connection may idle (the watchdog checks the media
-            // instead), and readers owe us nothing while they play.
-            let read_limit = if recording_udp || self.is_playing() {
+            // A publisher's readTimeout counts media and RTCP, not bytes (the watchdog checks
+            // it): a keep-alive or a stray byte every few seconds must not hold a path.
+            // Readers owe us nothing on the control connection while they play.
+            let read_limit = if recording || self.is_playing() {
                 IDLE_CONTROL_LIMIT
             } else {
                 read_timeout
@@ -195,12 +198,13 @@ impl Connection {
                     }
                     Ok(Err(e)) => break format!("read failed: {e}"),
                 },
-                _ = watchdog.tick(), if recording_udp || playing_udp => {
-                    let idle = self.server.now_ms().saturating_sub(self.udp_last_seen.load(Ordering::Relaxed));
+                _ = watchdog.tick(), if recording || playing_udp => {
+                    let idle = self.server.now_ms().saturating_sub(self.media_last_seen.load(Ordering::Relaxed));
                     if idle > read_timeout.as_millis() as u64 {
-                        break match recording_udp {
-                            true => format!("no UDP packets within readTimeout ({read_timeout:?})"),
-                            false => format!("no RTCP receiver report from the UDP reader within readTimeout ({read_timeout:?})"),
+                        break match (recording, recording_udp) {
+                            (true, true) => format!("no UDP packets within readTimeout ({read_timeout:?})"),
+                            (true, false) => format!("no RTP or RTCP within readTimeout ({read_timeout:?})"),
+                            _ => format!("no RTCP receiver report from the UDP reader within readTimeout ({read_timeout:?})"),
                         };
                     }
                 }
@@ -243,12 +247,26 @@ impl Connection {
     }
 
     fn on_interleaved(&mut self, channel: u8, payload: &Bytes) {
-        let (Some(media), Some(ingest)) = (self.channels[channel as usize], &self.ingest) else {
+        let Some(ingest) = &self.ingest else {
+            return;
+        };
+        let Some(media) = self.channels[channel as usize] else {
+            // RTCP on the channel after a set-up one proves the publisher alive.
+            let rtcp_of_setup = channel % 2 == 1 && self.channels[channel as usize - 1].is_some();
+            if rtcp_of_setup && rtp::is_rtcp(payload) {
+                self.media_last_seen
+                    .store(self.server.now_ms(), Ordering::Relaxed);
+            }
             return;
         };
         let mut ingest = ingest.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = ingest.push_rtp(media as usize, payload) {
-            debug!(path = ingest.hub().path(), channel, error = %e, "dropped interleaved packet");
+        match ingest.push_rtp(media as usize, payload) {
+            Ok(()) => self
+                .media_last_seen
+                .store(self.server.now_ms(), Ordering::Relaxed),
+            Err(e) => {
+                debug!(path = ingest.hub().path(), channel, error = %e, "dropped interleaved packet")
+            }
         }
     }
 
@@ -650,7 +668,7 @@ impl Connection {
         playing.player = Some(tokio::spawn(task));
         // A UDP reader's receiver reports are how we know it is still there (MediaMTX drops
         // one after readTimeout without them), since its control connection may idle.
-        self.udp_last_seen
+        self.media_last_seen
             .store(self.server.now_ms(), Ordering::Relaxed);
         for t in playing.tracks.iter().flatten() {
             if let PlayTarget::Udp { rtp } = t.target {
@@ -659,7 +677,7 @@ impl Connection {
                     UdpRoute {
                         ingest: None,
                         media: 0,
-                        last_seen: Arc::clone(&self.udp_last_seen),
+                        last_seen: Arc::clone(&self.media_last_seen),
                     },
                 );
                 self.udp_routes.push(rtp);
@@ -714,7 +732,7 @@ impl Connection {
         let publisher = self
             .server
             .paths
-            .publish(&ann.path, ann.tracks.clone())
+            .publish(&ann.path, ann.tracks.clone(), true)
             .map_err(path_error)?;
         publisher
             .hub
@@ -724,7 +742,7 @@ impl Connection {
             &ann.media_to_track,
             H264Mode::Reframe,
         )));
-        self.udp_last_seen
+        self.media_last_seen
             .store(self.server.now_ms(), Ordering::Relaxed);
         for (media, setup) in self.setups.iter().enumerate() {
             if let Some(Setup::Udp { client_rtp }) = setup {
@@ -733,7 +751,7 @@ impl Connection {
                     UdpRoute {
                         ingest: Some(Arc::clone(&ingest)),
                         media,
-                        last_seen: Arc::clone(&self.udp_last_seen),
+                        last_seen: Arc::clone(&self.media_last_seen),
                     },
                 );
                 self.udp_routes.push(*client_rtp);

@@ -63,7 +63,7 @@ impl Established {
     }
 
     /// Unprotects and parses a peer's SRTCP packet; one that authenticates is consent.
-    fn unprotect_rtcp(&mut self, d: &[u8]) -> Result<RtcpPackets, transport::rtcp::CryptoError> {
+    fn unprotect_rtcp(&mut self, d: &[u8]) -> Result<Bytes, transport::rtcp::CryptoError> {
         let packets = self.crypto.unprotect_rtcp(d)?;
         self.ice.touch();
         Ok(packets)
@@ -112,8 +112,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// A session whose ICE and DTLS are done.
-type RtcpPackets = Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>;
-
 struct Established {
     socket: Arc<tokio::net::UdpSocket>,
     ice: Arc<transport::Peer>,

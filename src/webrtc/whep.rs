@@ -260,7 +260,7 @@ impl Viewer {
             return;
         }
         match self.est.unprotect_rtcp(d) {
-            Ok(packets) if rtcp::wants_keyframe(&packets) => hub.request_keyframe(),
+            Ok(plain) if crate::media::rtcp::wants_keyframe(&plain) => hub.request_keyframe(),
             Ok(_) => {}
             Err(e) => debug!(error = %e, "viewer RTCP dropped"),
         }

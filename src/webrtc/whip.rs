@@ -69,8 +69,12 @@ impl WebrtcServer {
                 "the offer has no usable track: hubcast takes H.264 video (packetization-mode=1) and Opus audio".into(),
             ));
         }
-        // Claim the path first: a busy path is refused before any WebRTC work.
-        let publisher = self.paths.publish(path, tracks).map_err(HttpError::from)?;
+        // Claim the path first: a busy path is refused before any WebRTC work. The claim
+        // holds against later publishers only once DTLS is done.
+        let publisher = self
+            .paths
+            .publish(path, tracks, false)
+            .map_err(HttpError::from)?;
 
         let (ice, rx, answer) = self.answer(&offer.transport, &sections).await;
         let session = self
@@ -106,8 +110,10 @@ impl WebrtcServer {
             remote,
         } = rx;
         let hub = Arc::clone(&publisher.hub);
+        let claim = publisher.claim();
         let work = async {
             let est = self.establish(session, dtls, remote, &offer).await?;
+            claim.establish();
             let media_to_track: Vec<Option<u8>> =
                 (0..payload_types.len()).map(|i| Some(i as u8)).collect();
             let ingest = Ingest::new(Arc::clone(&hub), &media_to_track, H264Mode::Passthrough);
@@ -199,9 +205,9 @@ impl Publishing {
     fn inbound(&mut self, d: &[u8], session: &Session) {
         if rtcp::is_rtcp(d) {
             match self.est.unprotect_rtcp(d) {
-                Ok(packets) => {
+                Ok(plain) => {
                     for s in &mut self.stats {
-                        if let Some(ntp) = rtcp::sender_report_ntp(&packets, s.ssrc) {
+                        if let Some(ntp) = crate::media::rtcp::sender_report_ntp(&plain, s.ssrc) {
                             s.sender_report(ntp);
                         }
                     }

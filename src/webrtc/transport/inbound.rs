@@ -35,6 +35,10 @@ pub enum InboundError {
         min: usize,
         profile: &'static str,
     },
+    #[error("SRTP packet refused before decryption: {0}")]
+    Header(#[from] crate::media::rtp::RtpError),
+    #[error("SRTCP packet with the E flag clear refused: {profile} SRTCP must be encrypted here")]
+    UnencryptedSrtcp { profile: &'static str },
 }
 
 /// RTCP header with the sender SSRC, and the E flag + SRTCP index (RFC 3711 3.4).
@@ -88,6 +92,7 @@ impl Inbound {
     /// SRTP in: the RTP packet in the clear.
     pub fn unprotect_rtp(&mut self, pkt: &[u8]) -> Result<Bytes, InboundError> {
         let ssrc = ssrc_at(pkt, 8, "SRTP")?;
+        crate::media::rtp::check_extensions(pkt)?;
         self.admit(ssrc, false, pkt)?;
         self.ctx
             .decrypt_rtp(pkt)
@@ -103,6 +108,18 @@ impl Inbound {
             return Err(InboundError::ShortSrtcp {
                 len: pkt.len(),
                 min,
+                profile: self.ours.as_str(),
+            });
+        }
+        // With the E flag clear, `webrtc-srtp`'s AES-CM path returns the packet without
+        // checking its tag, so anyone could inject RTCP (BYE, PLI floods, forged reports).
+        // Every peer we know encrypts SRTCP, so refuse such packets rather than own the
+        // HMAC check. (The GCM path always authenticates.)
+        // AES-CM puts E + index before the tag (RFC 3711 3.4).
+        if self.ours == SrtpProfile::AesCm128HmacSha1_80
+            && pkt[pkt.len() - self.ours.tag_len() - SRTCP_INDEX] & 0x80 == 0
+        {
+            return Err(InboundError::UnencryptedSrtcp {
                 profile: self.ours.as_str(),
             });
         }
@@ -258,5 +275,24 @@ mod tests {
         );
         let q = tx.encrypt_rtcp(&rr).expect("enc");
         assert!(rx.unprotect_rtcp(&q).is_ok());
+    }
+
+    #[test]
+    fn aes_cm_srtcp_needs_the_e_flag_and_a_tag() {
+        let profile = SrtpProfile::AesCm128HmacSha1_80;
+        let salt = [9u8; 14];
+        let mut tx = Context::new(&KEY, &salt, profile.to_srtp(), None, None).expect("ctx");
+        let mut rx = Inbound::new(&KEY, &salt, profile).expect("inbound");
+        let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 42];
+        let real = tx.encrypt_rtcp(&rr).expect("enc");
+        assert_eq!(&rx.unprotect_rtcp(&real).expect("real SRTCP")[..], &rr);
+        // The same header, E flag clear, any tag: `webrtc-srtp` alone would accept it.
+        let mut forged = rr.to_vec();
+        forged.extend_from_slice(&[0x00, 0x00, 0x00, 0x07]);
+        forged.extend_from_slice(&[0xa1; 10]);
+        assert!(matches!(
+            rx.unprotect_rtcp(&forged),
+            Err(InboundError::UnencryptedSrtcp { .. })
+        ));
     }
 }

@@ -9,7 +9,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtcp::reception_report::ReceptionReport;
@@ -120,29 +119,13 @@ impl Crypto {
         Ok(self.inbound.unprotect_rtp(pkt)?)
     }
 
-    /// Unprotects and parses an inbound compound RTCP packet.
-    pub fn unprotect_rtcp(
-        &mut self,
-        pkt: &[u8],
-    ) -> Result<Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>, CryptoError> {
-        let plain = self.inbound.unprotect_rtcp(pkt)?;
-        webrtc::rtcp::packet::unmarshal(&mut plain.clone())
-            .map_err(|e| CryptoError::Rtcp(e.to_string()))
+    /// Unprotects an inbound compound RTCP packet; read it with `media::rtcp`.
+    pub fn unprotect_rtcp(&mut self, pkt: &[u8]) -> Result<Bytes, CryptoError> {
+        Ok(self.inbound.unprotect_rtcp(pkt)?)
     }
 }
 
-/// RTP or RTCP (RFC 5761 4: RTCP packet types 192-223 sit where RTP has marker+PT).
-pub fn is_rtcp(pkt: &[u8]) -> bool {
-    pkt.len() >= 2 && (192..=223).contains(&pkt[1])
-}
-
-/// Does this RTCP ask for a keyframe (PLI or FIR)?
-pub fn wants_keyframe(packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>]) -> bool {
-    packets.iter().any(|p| {
-        let any = p.as_any();
-        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-    })
-}
+pub use crate::media::rtp::is_rtcp;
 
 /// NTP time (RFC 3550 4): seconds since 1900 in the high 32 bits.
 pub fn ntp_now() -> u64 {
@@ -263,19 +246,6 @@ pub fn receiver_report(reports: Vec<ReceptionReport>) -> ReceiverReport {
         reports,
         ..Default::default()
     }
-}
-
-/// The NTP time in a sender report from the peer, if `packets` has one for `ssrc`.
-pub fn sender_report_ntp(
-    packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>],
-    ssrc: u32,
-) -> Option<u64> {
-    packets.iter().find_map(|p| {
-        p.as_any()
-            .downcast_ref::<SenderReport>()
-            .filter(|sr| sr.ssrc == ssrc)
-            .map(|sr| sr.ntp_time)
-    })
 }
 
 #[cfg(test)]
