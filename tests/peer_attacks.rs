@@ -188,6 +188,44 @@ async fn crafted_datagrams_cost_the_sender_nothing_and_others_nothing() {
     .await;
     assert!(ended.is_ok(), "junk kept a silent peer's session alive");
 
+    // 5. The attacker's valid checks sprayed from 200 addresses, 5 ms apart: a few consent
+    //    probes in all (not one per address), and at most MAX_ADDRESSES routed to it.
+    let transport = &server.webrtc.as_ref().expect("webrtc").transport;
+    let routed_before = transport.addresses();
+    let mut spoofed = Vec::new();
+    for i in 0..200u32 {
+        let ip = std::net::Ipv4Addr::from(0x7f00_0a00 + i);
+        spoofed.push(UdpSocket::bind((ip, 0)).await.expect("bind 127.0.10.x"));
+    }
+    for s in &spoofed {
+        s.send_to(&nomination(&attacker), udp).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut responses, mut probes) = (0, 0);
+    let mut buf = [0u8; 1500];
+    for s in &spoofed {
+        while let Ok((n, _)) = s.try_recv_from(&mut buf) {
+            match &buf[..n.min(2)] {
+                [0x01, 0x01] => responses += 1,
+                [0x00, 0x01] => probes += 1,
+                _ => panic!("only STUN may go to an address that never answered"),
+            }
+        }
+    }
+    eprintln!("checks from 200 addresses: {responses} responses, {probes} consent probes");
+    assert_eq!(responses, 200, "each valid check is answered once");
+    assert!(
+        probes <= 10,
+        "{probes} consent probes for 200 sprayed addresses"
+    );
+    let routed = transport.addresses();
+    assert!(
+        routed <= routed_before + hubcast::webrtc::transport::peer::MAX_ADDRESSES,
+        "{routed_before} -> {routed} routed addresses"
+    );
+    assert_flowing(&attacker, "the sprayer's own media stays where it was").await;
+
     let gaps = healthy.snapshot(|r| r.seq_gaps) - gaps_before;
     assert_eq!(
         gaps, 0,

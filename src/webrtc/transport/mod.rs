@@ -96,11 +96,23 @@ impl Transport {
     pub fn unregister(&self, peer: &Peer) {
         let mut r = self.write();
         r.by_ufrag.remove(&peer.ufrag);
-        r.by_addr.retain(|_, p| !std::ptr::eq(p.as_ref(), peer));
+        for a in peer.addresses() {
+            if r.by_addr
+                .get(&a)
+                .is_some_and(|p| std::ptr::eq(p.as_ref(), peer))
+            {
+                r.by_addr.remove(&a);
+            }
+        }
     }
 
     pub fn peers(&self) -> usize {
         self.read().by_ufrag.len()
+    }
+
+    /// Remote addresses routed to a peer, over all peers.
+    pub fn addresses(&self) -> usize {
+        self.read().by_addr.len()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
@@ -176,7 +188,13 @@ impl Transport {
                 return;
             }
             _ => {
-                self.write().by_addr.insert(from.remote, Arc::clone(&peer));
+                let mut r = self.write();
+                r.by_addr.insert(from.remote, Arc::clone(&peer));
+                if let Some(old) = peer.add_address(from.remote) {
+                    if r.by_addr.get(&old).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
+                        r.by_addr.remove(&old);
+                    }
+                }
             }
         }
         // From the address the check was sent to (RFC 8445 7.3).

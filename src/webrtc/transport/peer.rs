@@ -1,6 +1,8 @@
 //! One remote WebRTC endpoint as the shared socket sees it: its ICE credentials, the address
 //! ICE chose for it, and queues for what it sends us.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,6 +19,12 @@ const MEDIA_QUEUE: usize = 1024;
 /// A consent request to a new address is resent at most this often while unanswered, so a
 /// flood of spoofed checks reflects no more than it brings.
 const PROBE_RESEND_MS: u64 = 500;
+/// And a probe to another new address waits this long after the last one: a peer spraying
+/// checks from many (spoofed) addresses gets a few probes a second in all, not one each.
+const PROBE_MIN_GAP_MS: u64 = 200;
+/// Addresses one peer may have routed to it at once (host, reflexive, relayed, a move or
+/// two); older ones are forgotten first, never the one media goes to.
+pub const MAX_ADDRESSES: usize = 8;
 
 /// A consent request of ours to an address the peer's checks came from, not yet answered.
 struct Probe {
@@ -50,6 +58,8 @@ pub struct Peer {
     /// request.
     established: AtomicBool,
     probe: Mutex<Option<Probe>>,
+    /// Addresses routed to this peer, oldest first.
+    addresses: Mutex<VecDeque<SocketAddr>>,
     last_seen_ms: AtomicU64,
     epoch: Instant,
     dropped: AtomicU64,
@@ -82,6 +92,7 @@ impl Peer {
             nominated: AtomicBool::new(false),
             established: AtomicBool::new(false),
             probe: Mutex::new(None),
+            addresses: Mutex::new(VecDeque::new()),
             last_seen_ms: AtomicU64::new(now_ms),
             epoch,
             dropped: AtomicU64::new(0),
@@ -119,11 +130,48 @@ impl Peer {
         }
         let probe = self.probe.lock().unwrap_or_else(|p| p.into_inner());
         match &*probe {
-            Some(p) if p.to == from && now_ms.saturating_sub(p.sent_ms) < PROBE_RESEND_MS => {
-                CheckOutcome::Done
+            Some(p) => {
+                let gap = if p.to == from {
+                    PROBE_RESEND_MS
+                } else {
+                    PROBE_MIN_GAP_MS
+                };
+                if now_ms.saturating_sub(p.sent_ms) < gap {
+                    CheckOutcome::Done
+                } else {
+                    CheckOutcome::Probe
+                }
             }
-            _ => CheckOutcome::Probe,
+            None => CheckOutcome::Probe,
         }
+    }
+
+    /// `addr` is now routed to this peer. Returns an address to unroute when that makes
+    /// more than [`MAX_ADDRESSES`].
+    pub(super) fn add_address(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        let mut addrs = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        if addrs.contains(&addr) {
+            return None;
+        }
+        addrs.push_back(addr);
+        if addrs.len() <= MAX_ADDRESSES {
+            return None;
+        }
+        let current = self.remote().map(|r| r.remote);
+        let oldest = addrs
+            .iter()
+            .position(|a| Some(*a) != current && *a != addr)?;
+        addrs.remove(oldest)
+    }
+
+    /// Every address routed to this peer.
+    pub(super) fn addresses(&self) -> Vec<SocketAddr> {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Our consent request to `to` went out with this transaction id.
@@ -191,5 +239,56 @@ impl Peer {
         if self.media_tx.try_send(data).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 10_000 + i))
+    }
+
+    #[test]
+    fn addresses_are_capped_and_the_current_one_is_kept() {
+        let (peer, _rx) = Peer::new(Instant::now(), "u".into(), "p".into());
+        let current = PeerAddr {
+            remote: addr(0),
+            local: None,
+        };
+        peer.remote.send_replace(Some(current));
+        let mut evicted = Vec::new();
+        for i in 0..(MAX_ADDRESSES as u16 + 5) {
+            evicted.extend(peer.add_address(addr(i)));
+        }
+        assert_eq!(peer.addresses().len(), MAX_ADDRESSES);
+        assert!(
+            peer.addresses().contains(&addr(0)),
+            "the current address stays"
+        );
+        assert_eq!(
+            evicted,
+            (1..=5).map(addr).collect::<Vec<_>>(),
+            "oldest first"
+        );
+        assert_eq!(peer.add_address(addr(0)), None, "known: nothing to do");
+    }
+
+    #[test]
+    fn probes_to_new_addresses_are_spaced() {
+        let (peer, _rx) = Peer::new(Instant::now(), "u".into(), "p".into());
+        let at = |i| PeerAddr {
+            remote: addr(i),
+            local: None,
+        };
+        peer.checked(at(0), true, 0);
+        peer.set_established();
+        assert_eq!(peer.checked(at(1), true, 1000), CheckOutcome::Probe);
+        peer.probing(at(1), [1; 12], 1000);
+        assert_eq!(peer.checked(at(2), true, 1100), CheckOutcome::Done);
+        assert_eq!(peer.checked(at(1), true, 1300), CheckOutcome::Done);
+        assert_eq!(peer.checked(at(2), true, 1300), CheckOutcome::Probe);
+        assert_eq!(peer.checked(at(1), true, 1600), CheckOutcome::Probe);
     }
 }
