@@ -55,6 +55,12 @@ struct Entry {
     established: Arc<AtomicBool>,
 }
 
+impl Entry {
+    fn holds(&self) -> bool {
+        self.established.load(Ordering::Acquire) && !self.hub.is_closed()
+    }
+}
+
 /// A running pulled source.
 struct SourceTask {
     ctl: Arc<SourceControl>,
@@ -327,14 +333,23 @@ impl PathManager {
         }
         let mut paths = self.lock();
         if let Some(old) = paths.get(name) {
-            let holds = old.established.load(Ordering::Acquire) && !old.hub.is_closed();
-            if holds && !conf.override_publisher {
+            if old.holds() && !conf.override_publisher {
                 return Err(PathError::Busy(name.to_string()));
             }
             old.kick.send_replace(true);
             old.hub.close();
         }
         Ok(self.insert(&mut paths, name, tracks, established))
+    }
+
+    /// Does an established publisher hold the path (one that `overridePublisher: no`
+    /// protects)? A claim still in its handshake does not count.
+    pub fn held(&self, name: &str) -> Result<bool, PathError> {
+        validate_path_name(name).map_err(|e| PathError::BadName(e.to_string()))?;
+        if self.config().path_conf(name).is_none() {
+            return Err(PathError::NotConfigured(name.to_string()));
+        }
+        Ok(self.lock().get(name).is_some_and(Entry::holds))
     }
 
     /// The live stream of a path.

@@ -128,6 +128,7 @@ impl Connection {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut out = BytesMut::with_capacity(1024);
         let read_timeout = self.server.config().read_timeout;
+        let write_timeout = self.server.config().write_timeout;
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         let kicked_by_api = self.info.kicked();
         tokio::pin!(kicked_by_api);
@@ -146,8 +147,17 @@ impl Connection {
                         let (resp, after) = self.handle(&req).await;
                         out.clear();
                         resp.write_to(&mut out);
-                        if let Err(e) = wr.lock().await.write_all(&out).await {
-                            break 'conn format!("write failed: {e}");
+                        // Bounded: a client that stops reading would otherwise park the
+                        // loop here, out of reach of every other timer.
+                        let write = async { wr.lock().await.write_all(&out).await };
+                        match tokio::time::timeout(write_timeout, write).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break 'conn format!("write failed: {e}"),
+                            Err(_) => {
+                                break 'conn format!(
+                                    "client stopped reading: reply not written within writeTimeout ({write_timeout:?})"
+                                )
+                            }
                         }
                         if let After::Close(reason) = after {
                             break 'conn reason;
@@ -163,7 +173,8 @@ impl Connection {
                         Response::new(e.status())
                             .body("text/plain", format!("{e}\n"))
                             .write_to(&mut out);
-                        let _ = wr.lock().await.write_all(&out).await;
+                        let write = async { wr.lock().await.write_all(&out).await };
+                        let _ = tokio::time::timeout(write_timeout, write).await;
                         break 'conn format!("bad request: {e}");
                     }
                 }
@@ -219,7 +230,7 @@ impl Connection {
     fn finish(&mut self, reason: &str) {
         self.server.unregister(&self.info.id);
         for r in self.udp_routes.drain(..) {
-            self.server.remove_route(&r);
+            self.server.remove_route(&r, &self.media_last_seen);
         }
         if let Some(p) = self.playing.take() {
             if let Some(task) = p.player {
@@ -378,15 +389,15 @@ impl Connection {
                     .into(),
             ));
         }
-        match self.server.paths.stream(&path) {
-            Ok(_) => {
+        match self.server.paths.held(&path) {
+            Ok(true) => {
                 let config = self.server.config();
                 let conf = config.path_conf(&path);
                 if !conf.is_some_and(|c| c.override_publisher) {
                     return Err(text(400, PathError::Busy(path).to_string()));
                 }
             }
-            Err(PathError::NoStream(_)) => {}
+            Ok(false) => {}
             Err(e) => return Err(path_error(e)),
         }
         self.setups = vec![None; medias.len()];
@@ -486,7 +497,14 @@ impl Connection {
             mode_record,
             ssrc,
         };
-        Ok((reply, SocketAddr::new(self.peer.ip(), cp.0)))
+        let client_rtp = SocketAddr::new(self.peer.ip(), cp.0);
+        if self.server.route_taken(client_rtp, &self.media_last_seen) {
+            return Err(text(
+                461,
+                format!("client_port {} is in use by another RTSP session", cp.0),
+            ));
+        }
+        Ok((reply, client_rtp))
     }
 
     /// The path a reader's URL names, and its live stream.
@@ -672,15 +690,14 @@ impl Connection {
             .store(self.server.now_ms(), Ordering::Relaxed);
         for t in playing.tracks.iter().flatten() {
             if let PlayTarget::Udp { rtp } = t.target {
-                self.server.add_route(
-                    rtp,
-                    UdpRoute {
-                        ingest: None,
-                        media: 0,
-                        last_seen: Arc::clone(&self.media_last_seen),
-                    },
-                );
-                self.udp_routes.push(rtp);
+                let route = UdpRoute {
+                    ingest: None,
+                    media: 0,
+                    last_seen: Arc::clone(&self.media_last_seen),
+                };
+                if self.server.add_route(rtp, route).is_ok() && !self.udp_routes.contains(&rtp) {
+                    self.udp_routes.push(rtp);
+                }
             }
         }
         let transport = match playing.tracks.iter().flatten().next().map(|t| t.target) {
@@ -707,6 +724,10 @@ impl Connection {
         };
         if let Some(task) = playing.player.take() {
             task.abort();
+        }
+        // Routes come back with the next PLAY.
+        for r in self.udp_routes.drain(..) {
+            self.server.remove_route(&r, &self.media_last_seen);
         }
         Ok(Response::new(200))
     }
@@ -746,15 +767,14 @@ impl Connection {
             .store(self.server.now_ms(), Ordering::Relaxed);
         for (media, setup) in self.setups.iter().enumerate() {
             if let Some(Setup::Udp { client_rtp }) = setup {
-                self.server.add_route(
-                    *client_rtp,
-                    UdpRoute {
-                        ingest: Some(Arc::clone(&ingest)),
-                        media,
-                        last_seen: Arc::clone(&self.media_last_seen),
-                    },
-                );
-                self.udp_routes.push(*client_rtp);
+                let route = UdpRoute {
+                    ingest: Some(Arc::clone(&ingest)),
+                    media,
+                    last_seen: Arc::clone(&self.media_last_seen),
+                };
+                if self.server.add_route(*client_rtp, route).is_ok() {
+                    self.udp_routes.push(*client_rtp);
+                }
             }
         }
         let transport = if self.udp_routes.is_empty() {

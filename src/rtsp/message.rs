@@ -159,6 +159,9 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Incoming>, RtspError> {
 #[derive(Debug, Default)]
 pub struct Parser {
     scanned: usize,
+    /// Head parsed, body pending: the whole message's length. Until that many bytes are
+    /// buffered a read costs nothing (the head is not parsed again per segment).
+    need: Option<usize>,
 }
 
 impl Parser {
@@ -168,13 +171,17 @@ impl Parser {
         if buf.len() != before {
             self.scanned = 0;
         }
+        if self.need.is_some_and(|n| buf.len() < n) {
+            return Ok(None);
+        }
         let r = match buf.first() {
             None => Ok(None),
             Some(b'$') => Ok(parse_interleaved(buf)),
-            Some(_) => parse_text_message(buf, &mut self.scanned),
+            Some(_) => parse_text_message(buf, &mut self.scanned, &mut self.need),
         };
         if !matches!(r, Ok(None)) {
             self.scanned = 0;
+            self.need = None;
         }
         r
     }
@@ -223,6 +230,7 @@ enum StartLine {
 fn parse_text_message(
     buf: &mut BytesMut,
     scanned: &mut usize,
+    need: &mut Option<usize>,
 ) -> Result<Option<Incoming>, RtspError> {
     let Some(head_len) = find_head_end(buf, scanned)? else {
         return Ok(None);
@@ -230,6 +238,7 @@ fn parse_text_message(
     let (start, headers) = parse_head(&buf[..head_len])?;
     let body_len = content_length(&headers)?;
     if buf.len() < head_len + body_len {
+        *need = Some(head_len + body_len);
         return Ok(None);
     }
     let _ = buf.split_to(head_len);
@@ -1020,6 +1029,27 @@ Content-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n"
             }
         }
         assert!(parsed > 500, "only {parsed} messages parsed");
+    }
+
+    #[test]
+    fn a_trickled_body_parses_the_head_once() {
+        let mut p = Parser::default();
+        let mut buf = BytesMut::from(
+            &b"ANNOUNCE rtsp://h/p RTSP/1.0\r\nCSeq: 2\r\nContent-Length: 5\r\n\r\nab"[..],
+        );
+        assert!(matches!(p.parse(&mut buf), Ok(None)));
+        assert!(p.need.is_some(), "the head was parsed and its length kept");
+        for b in b"cd" {
+            buf.extend_from_slice(&[*b]);
+            assert!(matches!(p.parse(&mut buf), Ok(None)));
+        }
+        buf.extend_from_slice(b"eOPTIONS rtsp://h/p RTSP/1.0\r\nCSeq: 3\r\n\r\n");
+        let Ok(Some(Incoming::Request(r))) = p.parse(&mut buf) else {
+            panic!("ANNOUNCE");
+        };
+        assert_eq!(&r.body[..], b"abcde");
+        assert!(p.need.is_none());
+        assert!(matches!(p.parse(&mut buf), Ok(Some(Incoming::Request(_)))));
     }
 }
 

@@ -25,6 +25,10 @@ pub struct UdpRoute {
     pub last_seen: Arc<AtomicU64>,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("client_port {0} is in use by another RTSP session")]
+pub struct RouteTaken(pub SocketAddr);
+
 /// What the control API shows of an RTSP connection and its session.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -245,18 +249,37 @@ impl RtspServer {
             .cloned()
     }
 
-    pub fn add_route(&self, from: SocketAddr, route: UdpRoute) {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(from, route);
+    /// Routes UDP from `from` to a session. Refused when another session's route holds
+    /// that address (a second connection from the same host naming the same client_port
+    /// must not take the first one's packets).
+    pub fn add_route(&self, from: SocketAddr, route: UdpRoute) -> Result<(), RouteTaken> {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        match routes.get(&from) {
+            Some(r) if !Arc::ptr_eq(&r.last_seen, &route.last_seen) => Err(RouteTaken(from)),
+            _ => {
+                routes.insert(from, route);
+                Ok(())
+            }
+        }
     }
 
-    pub fn remove_route(&self, from: &SocketAddr) {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(from);
+    /// Would `add_route` refuse `from` for the session whose clock is `owner`?
+    pub fn route_taken(&self, from: SocketAddr, owner: &Arc<AtomicU64>) -> bool {
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .get(&from)
+            .is_some_and(|r| !Arc::ptr_eq(&r.last_seen, owner))
+    }
+
+    /// Removes the route of `from` if it is the session's own.
+    pub fn remove_route(&self, from: &SocketAddr, owner: &Arc<AtomicU64>) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes
+            .get(from)
+            .is_some_and(|r| Arc::ptr_eq(&r.last_seen, owner))
+        {
+            routes.remove(from);
+        }
     }
 
     /// Registers a new connection for the control API.

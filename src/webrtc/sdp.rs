@@ -108,6 +108,16 @@ pub fn parse_offer(text: &str) -> Result<Offer, OfferError> {
     };
     let ice_ufrag = attr("ice-ufrag").ok_or(OfferError::Missing("ice-ufrag"))?;
     let ice_pwd = attr("ice-pwd").ok_or(OfferError::Missing("ice-pwd"))?;
+    // RFC 8839 5.4: at most 256 characters each. Longer ones would not fit our consent
+    // requests' USERNAME either.
+    for (name, value) in [("ice-ufrag", &ice_ufrag), ("ice-pwd", &ice_pwd)] {
+        if value.len() > 256 {
+            return Err(OfferError::Malformed(format!(
+                "a={name} is {} characters long; at most 256 are allowed",
+                value.len()
+            )));
+        }
+    }
     let fingerprint = attr("fingerprint").ok_or(OfferError::Missing("fingerprint"))?;
     let fingerprint = match fingerprint.split_once(' ') {
         Some((alg, value)) if !value.trim().is_empty() => {
@@ -128,8 +138,14 @@ pub fn parse_offer(text: &str) -> Result<Offer, OfferError> {
     let mut out = Vec::with_capacity(desc.media_descriptions.len());
     for md in &desc.media_descriptions {
         let mut codecs = Vec::new();
+        // Each payload type once: a format list repeating one type thousands of times
+        // (with a long fmtp) would cost a scan and a copy per repetition.
+        let mut seen = [false; 256];
         for f in &md.media_name.formats {
             let Ok(pt) = f.parse::<u8>() else { continue };
+            if std::mem::replace(&mut seen[pt as usize], true) {
+                continue;
+            }
             let rtpmap = md
                 .attributes
                 .iter()
@@ -333,6 +349,21 @@ mod tests {
         assert!(audio.codecs.iter().any(|c| c.is("opus") && c.channels == 2));
         assert_eq!(offer.transport.setup, "actpass");
         assert_eq!(offer.transport.fingerprint.0, "sha-256");
+    }
+
+    #[test]
+    fn a_repeated_payload_type_is_taken_once_and_long_ice_credentials_refused() {
+        let formats = vec!["96"; 15_000].join(" ");
+        let fmtp = format!("a=fmtp:96 packetization-mode=1;x={}", "a".repeat(30_000));
+        let offer = format!(
+            "{CREDS}m=video 9 UDP/TLS/RTP/SAVPF {formats}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:96 H264/90000\r\n{fmtp}\r\n"
+        );
+        let parsed = parse_offer(&offer).expect("valid offer");
+        assert_eq!(parsed.medias[0].codecs.len(), 1, "one codec, one fmtp copy");
+        let long = CREDS.replace("ice-ufrag:x", &format!("ice-ufrag:{}", "u".repeat(300)));
+        let offer = format!("{long}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n");
+        let err = parse_offer(&offer).err().expect("refused");
+        assert!(err.to_string().contains("ice-ufrag"), "{err}");
     }
 
     #[test]
