@@ -242,3 +242,49 @@ async fn a_whip_claim_without_a_handshake_does_not_hold_the_path() {
     publisher.stop().await;
     server.shutdown();
 }
+
+/// Offers that wait for an on-demand source still count toward the limits while they wait:
+/// of 20 concurrent POSTs with `webrtcMaxSessions: 4`, 16 are refused at once (they all
+/// used to pass, as no session existed yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_waiting_for_a_source_count_toward_the_limits() {
+    let _heavy = HEAVY.lock().await;
+    // A "camera" that accepts and never answers: the source stays starting.
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("rtsp://{}/stream", mute.local_addr().expect("addr"));
+    let mut config = pull_config("cam", &url, |p| {
+        p.source_on_demand = true;
+        p.source_on_demand_start_timeout = Duration::from_secs(3);
+    });
+    config.webrtc_max_sessions = 4;
+    let server = start(config).await;
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = mute.accept().await {
+            conns.push(c);
+        }
+    });
+    let url = whep_url(&server, "cam");
+    let posts: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { post_sdp(&url, CHROMIUM_WHEP).await })
+        })
+        .collect();
+    let mut at_limit = 0;
+    let mut other = Vec::new();
+    for p in posts {
+        let (status, _, body) = p.await.expect("task");
+        if status == 503 && body.contains("webrtcMaxSessions") {
+            at_limit += 1;
+        } else {
+            other.push(status);
+        }
+    }
+    eprintln!("20 concurrent offers, limit 4: {at_limit} refused at the limit, others {other:?}");
+    assert_eq!(at_limit, 16, "others: {other:?}");
+    held.abort();
+    server.shutdown();
+}

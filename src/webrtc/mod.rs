@@ -1,6 +1,7 @@
 //! WebRTC: WHIP publishers and WHEP readers on hubcast's own transport (one UDP port,
 //! ICE-lite, DTLS-SRTP with in-place SRTP).
 
+pub mod admission;
 pub mod answer;
 pub mod dtls_sniff;
 pub mod http;
@@ -12,6 +13,7 @@ pub mod whep;
 pub mod whip;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ pub struct WebrtcServer {
     pub transport: Arc<Transport>,
     pub sessions: Arc<Sessions>,
     pub paths: Arc<PathManager>,
+    admissions: Arc<admission::Admissions>,
 }
 
 impl Established {
@@ -191,6 +194,7 @@ impl WebrtcServer {
             transport,
             sessions: Arc::new(Sessions::default()),
             paths,
+            admissions: Arc::default(),
         }))
     }
 
@@ -371,73 +375,61 @@ impl WebrtcServer {
 
     /// Parses an offer and applies `webrtcMaxSessions` and the per-address bound on sessions
     /// still in their handshake: the first steps of every POST.
-    fn admit(&self, offer: &str, peer: SocketAddr) -> Result<sdp::Offer, HttpError> {
+    /// Parses an offer and checks the server-wide limits. The returned admission counts
+    /// toward them until the session exists, across any wait in between.
+    fn admit(
+        &self,
+        offer: &str,
+        peer: SocketAddr,
+    ) -> Result<(sdp::Offer, admission::Admission), HttpError> {
         let offer = sdp::parse_offer(offer).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-        self.check_session_limit()?;
-        self.check_pending(peer)?;
-        Ok(offer)
-    }
-
-    /// A session that never does ICE still holds a slot until `webrtcHandshakeTimeout`; one
-    /// address may hold only a few such at once, so POSTs alone cannot fill the limits.
-    fn check_pending(&self, peer: SocketAddr) -> Result<(), HttpError> {
+        let in_flight = self.admissions.lock();
+        let max = self.config().webrtc_max_sessions;
+        if max > 0 && self.sessions.len() + in_flight.total() >= max {
+            return Err(HttpError::Unavailable(format!(
+                "the server has reached webrtcMaxSessions ({max}); retry later"
+            )));
+        }
+        // A session that never does ICE still holds a slot until `webrtcHandshakeTimeout`;
+        // one address may hold only a few such at once, so POSTs alone cannot fill the
+        // limits.
         let pending = self
             .sessions
-            .all()
-            .iter()
-            .filter(|s| {
-                s.peer.ip() == peer.ip()
-                    && !s
-                        .counters
-                        .established
-                        .load(std::sync::atomic::Ordering::Relaxed)
-            })
-            .count();
+            .count(|s| s.peer.ip() == peer.ip() && !s.counters.established.load(Ordering::Relaxed))
+            + in_flight.from_ip(peer.ip());
         if pending >= MAX_PENDING_PER_IP {
             return Err(HttpError::Unavailable(format!(
                 "{pending} sessions from {} are still in their ICE/DTLS handshake; retry later",
                 peer.ip()
             )));
         }
-        Ok(())
+        Ok((offer, in_flight.enter(peer.ip())))
     }
 
-    /// Refuses a new session over `webrtcMaxSessions`.
-    fn check_session_limit(&self) -> Result<(), HttpError> {
-        let max = self.config().webrtc_max_sessions;
-        if max > 0 && self.sessions.len() >= max {
-            return Err(HttpError::Unavailable(format!(
-                "the server has reached webrtcMaxSessions ({max}); retry later"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Refuses a new reader over the path's `maxReaders`. Sessions still in their handshake
-    /// count: they become readers in a moment.
-    fn check_reader_limit(&self, path: &str, hub: &crate::path::Hub) -> Result<(), HttpError> {
+    /// Refuses a reader over the path's `maxReaders`, counting viewers still in their
+    /// handshake and offers still being admitted.
+    fn check_reader_limit(
+        &self,
+        path: &str,
+        hub: &crate::path::Hub,
+        admission: &mut admission::Admission,
+    ) -> Result<(), HttpError> {
         let max = self.config().path_conf(path).map_or(0, |c| c.max_readers);
         if max == 0 {
             return Ok(());
         }
-        let pending = self
-            .sessions
-            .all()
-            .iter()
-            .filter(|s| {
-                s.path == path
-                    && s.kind == session::SessionKind::Whep
-                    && !s
-                        .counters
-                        .established
-                        .load(std::sync::atomic::Ordering::Relaxed)
-            })
-            .count();
+        let in_flight = self.admissions.lock();
+        let pending = self.sessions.count(|s| {
+            s.path == path
+                && s.kind == session::SessionKind::Whep
+                && !s.counters.established.load(Ordering::Relaxed)
+        }) + in_flight.reading(path);
         if hub.reader_count() + pending >= max {
             return Err(HttpError::Unavailable(format!(
                 "path '{path}' has reached maxReaders ({max}); retry later"
             )));
         }
+        in_flight.read(admission, path);
         Ok(())
     }
 

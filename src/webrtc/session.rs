@@ -169,6 +169,11 @@ impl Sessions {
         self.len() == 0
     }
 
+    /// Sessions for which `f` holds, counted without copying the list.
+    pub fn count(&self, f: impl Fn(&Session) -> bool) -> usize {
+        self.lock().values().filter(|s| f(s)).count()
+    }
+
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.lock().values().cloned().collect()
     }

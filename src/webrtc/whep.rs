@@ -33,13 +33,13 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = self.admit(offer, peer)?;
+        let (offer, mut admission) = self.admit(offer, peer)?;
         let hub = self
             .paths
             .wait_stream(path)
             .await
             .map_err(HttpError::from)?;
-        self.check_reader_limit(path, &hub)?;
+        self.check_reader_limit(path, &hub, &mut admission)?;
         let tracks = hub.tracks();
 
         // Each hub track takes the first free m-section of its kind that can receive it.
@@ -109,6 +109,7 @@ impl WebrtcServer {
         let session = self
             .sessions
             .create(SessionKind::Whep, path, peer, ice, Arc::default());
+        drop(admission);
         info!(path, peer = %peer, id = %session.id, "WHEP session started");
         let transport = offer.transport;
         self.spawn_session(&session, move |server, s| async move {

@@ -30,7 +30,7 @@ impl WebrtcServer {
         offer: &str,
         peer: SocketAddr,
     ) -> Result<(Arc<Session>, String), HttpError> {
-        let offer = self.admit(offer, peer)?;
+        let (offer, admission) = self.admit(offer, peer)?;
         let mut sections = answer::sections(&offer.medias);
         // Payload type of each hub track, video first.
         let mut tracks = Vec::new();
@@ -80,6 +80,7 @@ impl WebrtcServer {
         let session = self
             .sessions
             .create(SessionKind::Whip, path, peer, ice, Arc::default());
+        drop(admission);
         publisher
             .hub
             .set_source_label("webRTCSession", session.id.clone());
