@@ -436,6 +436,19 @@ async fn api_refuses_browser_cross_site_requests_and_serves_curl() {
     let host = format!("Host: rebind.evil.example:{}", api.port());
     let list = format!("http://{api}/v3/paths/list");
     assert_eq!(curl_status(&["-H", &host, &list]).await, "403");
+    // Credentials that authorize nothing (the loopback rule did) do not make it safe: a
+    // page can send any Authorization header.
+    for junk in [
+        "Authorization: x",
+        "Authorization: Basic Og==",
+        "Authorization: Basic Ym9iOng=",
+    ] {
+        assert_eq!(
+            curl_status(&["-H", &host, "-H", junk, &list]).await,
+            "403",
+            "{junk}"
+        );
+    }
     let local = format!("http://localhost:{}/v3/paths/list", api.port());
     assert_eq!(curl_status(&[&local]).await, "200");
     let (_, conf) = get_json(&format!("http://{api}/v3/config/paths/list")).await;

@@ -420,6 +420,20 @@ async fn no_config_write_through_the_api_weakens_auth() {
     let admin = basic("admin", "adminpass");
     let admin = Some(admin.as_str());
     locked(&server, "at start").await;
+    // Addressed by a name from this host (a reverse proxy, a rebinding page): a named
+    // user's credentials are what authorize it, so it is served; wrong ones are not.
+    let api = server.addrs.api.expect("api");
+    let by_name = |auth: &str| {
+        reqwest::Client::new()
+            .get(format!("http://{api}/v3/paths/list"))
+            .header("Host", format!("media.example.com:{}", api.port()))
+            .header("Authorization", auth.to_string())
+            .send()
+    };
+    let ok = by_name(admin.unwrap_or_default()).await.expect("GET");
+    assert_eq!(ok.status().as_u16(), 200, "the admin by name");
+    let wrong = by_name(&basic("admin", "nope")).await.expect("GET");
+    assert_eq!(wrong.status().as_u16(), 401, "a wrong password by name");
 
     let writes: [(&str, &str, &str); 6] = [
         ("PATCH", "/v3/config/global/patch", r#"{"logLevel":"info"}"#),

@@ -42,30 +42,34 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Why `req` looks like a browser's cross-site request, if it does.
-/// `loopback`: the request came from this host, where a browser's page would be.
-pub fn check(
-    method: &Method,
-    headers: &HeaderMap,
-    has_body: bool,
-    loopback: bool,
-) -> Result<(), Refusal> {
+/// Marks a request from this host that addressed us by a name some DNS answer could have
+/// put there (DNS rebinding). The auth layer lets it through only when credentials it
+/// carries were what authorized it: a page cannot know them.
+#[derive(Clone, Copy, Debug)]
+pub struct NamedLoopback;
+
+/// The refusal for a [`NamedLoopback`] request that no credentials authorized.
+pub fn rebinding_refusal(headers: &HeaderMap) -> Refusal {
     let host = header_str(headers, header::HOST).unwrap_or("");
-    // From this host without credentials, the caller's address is all that is trusted: the
-    // name it used must be one that no foreign DNS answer can have put there. (Remote
-    // scrapers that address the server by name are not affected.)
-    if loopback
-        && headers.get(header::AUTHORIZATION).is_none()
-        && !host.is_empty()
-        && !is_literal_or_localhost(host_part(host))
-    {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "Host {host:?} is not an IP address or localhost: without credentials the API answers only requests addressed by IP (a guard against DNS rebinding)"
-            ),
-        ));
-    }
+    refuse(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host {host:?} is not an IP address or localhost: without credentials of a named user the API answers only requests addressed by IP (a guard against DNS rebinding)"
+        ),
+    )
+}
+
+/// From this host, the caller's address is trusted only when the name it used is one that
+/// no foreign DNS answer can have put there. (Remote scrapers that address the server by
+/// name are not affected.)
+pub fn named_loopback(headers: &HeaderMap, loopback: bool) -> bool {
+    let host = header_str(headers, header::HOST).unwrap_or("");
+    loopback && !host.is_empty() && !is_literal_or_localhost(host_part(host))
+}
+
+/// Why `req` looks like a browser's cross-site request, if it does.
+pub fn check(method: &Method, headers: &HeaderMap, has_body: bool) -> Result<(), Refusal> {
+    let host = header_str(headers, header::HOST).unwrap_or("");
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !write {
         return Ok(());
@@ -97,13 +101,16 @@ pub fn check(
 
 pub async fn layer(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let has_body = header_str(req.headers(), header::CONTENT_LENGTH).is_some_and(|l| l != "0")
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     let loopback = crate::auth::canonical_ip(peer.ip()).is_loopback();
-    match check(req.method(), req.headers(), has_body, loopback) {
+    if named_loopback(req.headers(), loopback) {
+        req.extensions_mut().insert(NamedLoopback);
+    }
+    match check(req.method(), req.headers(), has_body) {
         Ok(()) => next.run(req).await,
         Err((status, msg)) => (status, Json(json!({ "error": msg }))).into_response(),
     }
@@ -127,14 +134,14 @@ mod tests {
             ("host", "127.0.0.1:9997"),
             ("content-type", "application/json"),
         ]);
-        assert!(check(&Method::POST, &h, true, true).is_ok());
+        assert!(check(&Method::POST, &h, true).is_ok());
         let h = headers(&[("host", "localhost:9997")]);
         assert!(
-            check(&Method::POST, &h, false, true).is_ok(),
+            check(&Method::POST, &h, false).is_ok(),
             "a kick without a body"
         );
         let h = headers(&[("host", "[::1]:9997")]);
-        assert!(check(&Method::GET, &h, false, true).is_ok());
+        assert!(check(&Method::GET, &h, false).is_ok());
     }
 
     #[test]
@@ -144,24 +151,22 @@ mod tests {
             ("origin", "http://evil.example"),
             ("content-type", "text/plain"),
         ]);
-        assert!(check(&Method::POST, &form, true, true).is_err());
+        assert!(check(&Method::POST, &form, true).is_err());
         let no_origin_form = headers(&[("host", "127.0.0.1:9997"), ("content-type", "text/plain")]);
-        assert!(check(&Method::POST, &no_origin_form, true, true).is_err());
+        assert!(check(&Method::POST, &no_origin_form, true).is_err());
         let rebinding = headers(&[("host", "rebind.evil.example:9997")]);
-        assert!(check(&Method::GET, &rebinding, false, true).is_err());
+        assert!(named_loopback(&rebinding, true));
         let scraper = headers(&[("host", "media.example.com:9998")]);
-        assert!(
-            check(&Method::GET, &scraper, false, false).is_ok(),
-            "a remote caller by name"
-        );
+        assert!(!named_loopback(&scraper, false), "a remote caller by name");
+        assert!(!named_loopback(&headers(&[("host", "[::1]:9997")]), true));
         let null_origin = headers(&[("host", "127.0.0.1:9997"), ("origin", "null")]);
-        assert!(check(&Method::DELETE, &null_origin, false, true).is_err());
+        assert!(check(&Method::DELETE, &null_origin, false).is_err());
     }
 
     #[test]
     fn named_hosts_need_credentials() {
         let h = headers(&[("host", "api.example.com"), ("authorization", "Basic eDp5")]);
-        assert!(check(&Method::GET, &h, false, true).is_ok());
+        assert!(check(&Method::GET, &h, false).is_ok());
         let same = headers(&[
             ("host", "api.example.com"),
             ("authorization", "Basic eDp5"),
@@ -169,7 +174,7 @@ mod tests {
             ("content-type", "application/json"),
         ]);
         assert!(
-            check(&Method::PATCH, &same, true, true).is_ok(),
+            check(&Method::PATCH, &same, true).is_ok(),
             "a same-origin page with credentials"
         );
     }

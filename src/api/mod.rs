@@ -665,7 +665,27 @@ pub fn guarded(
                     rtsp_uri: "",
                     rtsp_conn: "",
                 };
-                match gate::check(&paths.auth(), &check).await {
+                let auth = paths.auth();
+                let result = gate::check(&auth, &check).await;
+                if result.is_ok()
+                    && req
+                        .extensions()
+                        .get::<browser_guard::NamedLoopback>()
+                        .is_some()
+                {
+                    // Addressed by name from this host: only credentials that were needed
+                    // count. If the request passes without them, the caller's address did
+                    // the authorizing, and a rebinding page has that address too.
+                    let anonymous = AuthRequest {
+                        credentials: &Credentials::None,
+                        ..check
+                    };
+                    if credentials.is_none() || auth.authorize(&anonymous).await.is_ok() {
+                        let (status, msg) = browser_guard::rebinding_refusal(req.headers());
+                        return ApiError(status, msg.into()).into_response();
+                    }
+                }
+                match result {
                     Ok(()) => next.run(req).await,
                     Err(refusal) => {
                         let status = match refusal.busy {
