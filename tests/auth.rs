@@ -528,4 +528,26 @@ async fn argon2_checks_are_bounded_and_excess_gets_503() {
     );
     let (s, _) = whip(&server, "good", Some(&basic("cam", "right")), "127.0.0.2").await;
     assert_eq!(s, 201, "the right password after the flood");
+
+    // Clients that hang up while their check waits give their place back: 3 x 100 of
+    // them used to leave the queue counted full for good (every later login got 503).
+    let http = server.addrs.webrtc_http.expect("http");
+    for round in 0..3 {
+        let mut conns = Vec::new();
+        for i in 0..100 {
+            let mut c = tokio::net::TcpStream::connect(http).await.expect("connect");
+            let req = format!(
+                "POST /h{round}x{i}/whip HTTP/1.1\r\nHost: x\r\nAuthorization: {wrong}\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n"
+            );
+            tokio::io::AsyncWriteExt::write_all(&mut c, req.as_bytes())
+                .await
+                .expect("write");
+            conns.push(c);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(conns);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (s, body) = whip(&server, "again", Some(&basic("cam", "right")), "127.0.0.3").await;
+    assert_eq!(s, 201, "the right password after 100 hang-ups: {body:?}");
 }

@@ -193,8 +193,12 @@ struct Inner {
     limiter: limiter::Limiter,
     nonces: digest::Nonces,
     /// Argon2 checks running at once (each takes a core for tens of ms), and those waiting.
-    hashing: tokio::sync::Semaphore,
-    hash_queue: std::sync::atomic::AtomicUsize,
+    /// Checks running (one per core).
+    hashing: Arc<tokio::sync::Semaphore>,
+    /// Checks running or waiting: running + MAX_HASH_QUEUE. Permits are owned by the
+    /// check, so a request dropped while it waits (the client hung up) gives its place back,
+    /// and one dropped while hashing holds its core until the hash is done.
+    hash_queue: Arc<tokio::sync::Semaphore>,
 }
 
 /// Argon2 checks waiting for a slot beyond which a request gets 503 at once: a flood of
@@ -237,8 +241,8 @@ impl Auth {
                 ),
                 limiter: limiter::Limiter::new(),
                 nonces: digest::Nonces::new(),
-                hashing: tokio::sync::Semaphore::new(hash_slots()),
-                hash_queue: std::sync::atomic::AtomicUsize::new(0),
+                hashing: Arc::new(tokio::sync::Semaphore::new(hash_slots())),
+                hash_queue: Arc::new(tokio::sync::Semaphore::new(hash_slots() + MAX_HASH_QUEUE)),
             }),
         }
     }
@@ -279,17 +283,17 @@ impl Auth {
         let runtime = tokio::runtime::Handle::try_current();
         match runtime {
             Ok(rt) if inner.internal.has_slow_hashes() && !req.credentials.is_none() => {
-                use std::sync::atomic::Ordering::AcqRel;
-                if inner.hash_queue.fetch_add(1, AcqRel) >= MAX_HASH_QUEUE {
-                    inner.hash_queue.fetch_sub(1, AcqRel);
-                    return Err(AuthError::Busy);
-                }
-                let slot = inner.hashing.acquire().await;
-                inner.hash_queue.fetch_sub(1, AcqRel);
-                let _slot = slot.map_err(|_| AuthError::Busy)?;
+                let queued = Arc::clone(&inner.hash_queue)
+                    .try_acquire_owned()
+                    .map_err(|_| AuthError::Busy)?;
+                let slot = Arc::clone(&inner.hashing)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| AuthError::Busy)?;
                 let inner = Arc::clone(inner);
                 let owned = internal::OwnedRequest::from(req);
                 rt.spawn_blocking(move || {
+                    let _held = (queued, slot);
                     let req = owned.borrow();
                     inner.internal.authorize(&req, &inner.nonces, now)
                 })
