@@ -1766,7 +1766,7 @@ fn split_url_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
 }
 
 /// A source URL fit for an error message: the password, if any, becomes "***".
-fn redact_password(url: &str) -> String {
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

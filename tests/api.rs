@@ -205,6 +205,9 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
     assert!(p["count"].as_u64().unwrap_or(0) > 0, "{p}");
     let (s, e) = get_json(&format!("{api}/v3/metrics/performance?operation=nope")).await;
     assert_eq!(s, 404);
+    // A window too large for a Duration is a 400, not a panic.
+    let (s, e2) = get_json(&format!("{api}/v3/metrics/performance?window=1e30")).await;
+    assert_eq!(s, 400, "{e2}");
     assert!(e["error"].is_string());
 
     // Health with a good stream.
@@ -234,6 +237,16 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
             page["items"].as_array().map(Vec::len)
         ),
         (json!(3), Some(2))
+    );
+    // A page past any multiplication: empty, not an overflow.
+    let (s, page) = get_json(&format!(
+        "{api}/v3/webrtcsessions/list?itemsPerPage=18446744073709551615&page=2"
+    ))
+    .await;
+    assert_eq!(
+        (s, page["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{page}"
     );
     let (_, rtsp) = get_json(&format!("{api}/v3/rtspsessions/list")).await;
     assert_eq!(rtsp["items"][0]["state"], json!("publish"));

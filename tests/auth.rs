@@ -301,9 +301,23 @@ const EC_Y: &str = "DDAtGjP9JxePhPiCcN8k1pfLHVzVWTvEY84lMVjMAuo";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_from_a_jwks_is_accepted_and_a_tampered_one_refused() {
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "x": EC_X, "y": EC_Y}]});
-    let keys =
-        serve(axum::Router::new().route("/jwks", get(move || async move { axum::Json(jwks) })))
-            .await;
+    // Once set, the JWKS server answers only after 30 s (the fetch times out after 5 s).
+    let stall = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stalled = Arc::clone(&stall);
+    let keys = serve(axum::Router::new().route(
+        "/jwks",
+        get(move || {
+            let stalled = Arc::clone(&stalled);
+            let jwks = jwks.clone();
+            async move {
+                if stalled.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                axum::Json(jwks)
+            }
+        }),
+    ))
+    .await;
     let server = start(config(&format!(
         "authMethod: jwt\nauthJWTJWKS: http://{keys}/jwks\n"
     )))
@@ -362,6 +376,45 @@ async fn jwt_from_a_jwks_is_accepted_and_a_tampered_one_refused() {
         401,
         "no token"
     );
+
+    // A token naming an unknown key makes us refetch (at most every 10 s); while that
+    // fetch hangs, tokens the cached keys verify are still answered at once.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stall.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut unknown = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    unknown.kid = Some("k9".into());
+    let unknown = jsonwebtoken::encode(&unknown, &claims, &key).expect("token");
+    let server = Arc::new(server);
+    let refetching = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            whip(
+                &server,
+                "cam4",
+                Some(&format!("Bearer {unknown}")),
+                "127.0.0.1",
+            )
+            .await
+            .0
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = tokio::time::timeout(
+        Duration::from_secs(3),
+        whip(
+            &server,
+            "cam",
+            Some(&format!("Bearer {token}")),
+            "127.0.0.2",
+        ),
+    )
+    .await;
+    assert_eq!(
+        during.map(|r| r.0).ok(),
+        Some(201),
+        "a valid token waited for the stalled JWKS fetch"
+    );
+    assert_eq!(refetching.await.expect("task"), 401, "unknown key");
     server.shutdown();
 }
 

@@ -154,7 +154,11 @@ fn paginate(items: Vec<Value>, q: &Page) -> ApiResult {
             .map_err(|_| bad_request(format!("page must be an integer >= 0, got {s:?}")))?,
     };
     let count = items.len();
-    let page_items: Vec<Value> = items.into_iter().skip(page * per).take(per).collect();
+    let page_items: Vec<Value> = items
+        .into_iter()
+        .skip(page.saturating_mul(per))
+        .take(per)
+        .collect();
     Ok(Json(json!({
         "pageCount": count.div_ceil(per),
         "itemCount": count,
@@ -534,8 +538,8 @@ async fn performance(State(api): State<Api>, Query(q): Query<PerfQuery>) -> ApiR
         Some(w) => Some(
             w.parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64)
+                .filter(|s| *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .ok_or_else(|| {
                     bad_request(format!("window must be a number of seconds > 0, got {w:?}"))
                 })?,
@@ -590,7 +594,11 @@ async fn health(State(api): State<Api>) -> Response {
     }
     {
         let mut mem = api.health.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, hub) in api.paths.streams() {
+        let streams = api.paths.streams();
+        // Only live streams are remembered: names come and go with publishers.
+        mem.dropped
+            .retain(|name, _| streams.iter().any(|(n, _)| n == name));
+        for (name, hub) in streams {
             let dropped = hub.stats.dropped.load(Relaxed);
             let seen = mem
                 .dropped

@@ -64,7 +64,11 @@ impl Hook {
             return Err(AuthError::Hook("no HTTP client".to_string()));
         };
         let answer = client.post(&self.url).json(&Self::body(req)).send().await;
-        let res = answer.map_err(|e| AuthError::Hook(format!("{}: {e}", self.url)))?;
+        let res = answer.map_err(|e| {
+            // Neither our text nor reqwest's may show credentials in the hook's URL.
+            let url = crate::config::redact_password(&self.url);
+            AuthError::Hook(format!("{url}: {}", e.without_url()))
+        })?;
         let status = res.status();
         if status.is_success() {
             return Ok(());

@@ -45,7 +45,11 @@ pub(crate) struct Verifier {
     claim_key: String,
     exclude: Vec<Rule>,
     client: Option<reqwest::Client>,
-    cache: tokio::sync::Mutex<Cache>,
+    /// Held only for moments, never across the fetch: a slow JWKS server must not hold
+    /// up requests that the cached keys can answer.
+    cache: std::sync::Mutex<Cache>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Verifier {
@@ -60,19 +64,20 @@ impl Verifier {
             claim_key: claim_key.to_string(),
             exclude: rules::compile(exclude),
             client,
-            cache: tokio::sync::Mutex::new(Cache::default()),
+            cache: std::sync::Mutex::new(Cache::default()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
     #[cfg(test)]
     pub(crate) async fn fetches(&self) -> u64 {
-        self.cache.lock().await.fetches
+        self.cache().fetches
     }
 
     /// Moves the last fetch (and attempt) back in time, as if `by` had passed.
     #[cfg(test)]
     pub(crate) async fn backdate(&self, by: Duration) {
-        let mut cache = self.cache.lock().await;
+        let mut cache = self.cache();
         let back = |t: Option<Instant>| t.and_then(|t| t.checked_sub(by));
         cache.attempted = back(cache.attempted);
         cache.fetched = back(cache.fetched);
@@ -111,11 +116,13 @@ impl Verifier {
         }
     }
 
-    /// The cached keys, fetched first when there are none yet, when they are an hour old, or
-    /// when the token names a key they lack (at most every [`REFETCH_INTERVAL`]).
-    async fn keys(&self, kid: Option<&str>) -> Result<Arc<Vec<Key>>, AuthError> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Are the keys missing, an hour old, or without `kid`, and may we try again?
+    fn wants_fetch(&self, kid: Option<&str>, now: Instant) -> bool {
+        let cache = self.cache();
         let stale = cache
             .fetched
             .is_none_or(|t| now.saturating_duration_since(t) >= MAX_AGE);
@@ -124,38 +131,75 @@ impl Verifier {
         let may_fetch = cache
             .attempted
             .is_none_or(|t| now.saturating_duration_since(t) >= REFETCH_INTERVAL);
-        if (stale || unknown_kid) && may_fetch {
-            cache.attempted = Some(now);
-            cache.fetches += 1;
-            match self.fetch().await {
-                Ok(keys) => {
-                    cache.keys = Arc::new(keys);
-                    cache.fetched = Some(now);
-                }
-                Err(e) if cache.fetched.is_none() => return Err(AuthError::Hook(e)),
-                // Keep verifying with the keys we have; the log says why they are old.
-                Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
-            }
-        }
+        (stale || unknown_kid) && may_fetch
+    }
+
+    fn cached(&self) -> Result<Arc<Vec<Key>>, AuthError> {
+        let cache = self.cache();
         if cache.fetched.is_none() {
             return Err(AuthError::Hook(format!(
                 "no JWKS yet from {} (next try within {}s)",
-                self.url,
+                crate::config::redact_password(&self.url),
                 REFETCH_INTERVAL.as_secs()
             )));
         }
         Ok(Arc::clone(&cache.keys))
     }
 
+    /// The cached keys, fetched first when there are none yet, when they are an hour old, or
+    /// when the token names a key they lack (at most every [`REFETCH_INTERVAL`]). While one
+    /// request fetches, the others use the keys there are (or wait for the first ones).
+    async fn keys(&self, kid: Option<&str>) -> Result<Arc<Vec<Key>>, AuthError> {
+        if !self.wants_fetch(kid, Instant::now()) {
+            return self.cached();
+        }
+        let _fetching = match self.fetching.try_lock() {
+            Ok(g) => g,
+            Err(_) if self.cache().fetched.is_some() => return self.cached(),
+            Err(_) => {
+                let _first = self.fetching.lock().await;
+                return self.cached();
+            }
+        };
+        let now = Instant::now();
+        if !self.wants_fetch(kid, now) {
+            return self.cached();
+        }
+        {
+            let mut cache = self.cache();
+            cache.attempted = Some(now);
+            cache.fetches += 1;
+        }
+        let fetched = self.fetch().await;
+        let mut cache = self.cache();
+        match fetched {
+            Ok(keys) => {
+                cache.keys = Arc::new(keys);
+                cache.fetched = Some(now);
+            }
+            Err(e) if cache.fetched.is_none() => return Err(AuthError::Hook(e)),
+            // Keep verifying with the keys we have; the log says why they are old.
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
+        }
+        drop(cache);
+        self.cached()
+    }
+
     async fn fetch(&self) -> Result<Vec<Key>, String> {
         let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let fail = |e: &dyn std::fmt::Display| format!("JWKS {}: {e}", self.url);
-        let mut res = client.get(&self.url).send().await.map_err(|e| fail(&e))?;
+        let url = crate::config::redact_password(&self.url);
+        let fail = |e: &dyn std::fmt::Display| format!("JWKS {url}: {e}");
+        let mut res = client
+            .get(&self.url)
+            .send()
+            .await
+            // reqwest's errors name the URL too, credentials and all.
+            .map_err(|e| fail(&e.without_url()))?;
         if !res.status().is_success() {
             return Err(fail(&format!("answered {}", res.status())));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| fail(&e))? {
+        while let Some(chunk) = res.chunk().await.map_err(|e| fail(&e.without_url()))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_JWKS_BYTES {
                 return Err(fail(&"larger than 1 MiB"));
