@@ -483,7 +483,7 @@ async fn no_config_write_through_the_api_weakens_auth() {
             .header("Authorization", auth.to_string())
             .send()
     };
-    let ok = by_name(admin.unwrap_or_default()).await.expect("GET");
+    let ok = by_name(&basic("admin", "adminpass")).await.expect("GET");
     assert_eq!(ok.status().as_u16(), 200, "the admin by name");
     let wrong = by_name(&basic("admin", "nope")).await.expect("GET");
     assert_eq!(wrong.status().as_u16(), 401, "a wrong password by name");

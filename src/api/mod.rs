@@ -690,7 +690,7 @@ pub fn guarded(
                     };
                     if credentials.is_none() || auth.authorize(&anonymous).await.is_ok() {
                         let (status, msg) = browser_guard::rebinding_refusal(req.headers());
-                        return ApiError(status, msg.into()).into_response();
+                        return ApiError(status, msg).into_response();
                     }
                 }
                 match result {
