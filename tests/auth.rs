@@ -604,3 +604,40 @@ async fn argon2_checks_are_bounded_and_excess_gets_503() {
     let (s, body) = whip(&server, "again", Some(&basic("cam", "right")), "127.0.0.3").await;
     assert_eq!(s, 201, "the right password after 100 hang-ups: {body:?}");
 }
+
+/// A user removed by a configuration reload is refused on the next request of an RTSP
+/// connection it already used (the connection used to remember the old verdict).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_a_user_refuses_its_open_rtsp_connection() {
+    let _heavy = HEAVY.lock().await;
+    let users = |reader: &str| {
+        config(&format!(
+            "authInternalUsers:\n\
+             - user: pub\n  pass: secret\n  permissions: [{{action: publish}}]\n\
+             - user: {reader}\n  pass: view\n  permissions: [{{action: read}}]\n"
+        ))
+    };
+    let server = start(users("viewer")).await;
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let live = Ffmpeg::push(
+        &format!("rtsp://pub:secret@{rtsp}/live"),
+        RtspTransport::Tcp,
+        30,
+        false,
+    );
+    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let url = format!("rtsp://{rtsp}/live");
+    let creds = basic("viewer", "view");
+    let mut client = RawPublisher::connect(rtsp).await;
+    let (s, _) = client
+        .request("DESCRIBE", &url, &[("Authorization", &creds)], "")
+        .await;
+    assert_eq!(s, 200, "the reader before the reload");
+    server.paths.apply_config(Arc::new(users("someone_else")));
+    let (s, _) = client
+        .request("DESCRIBE", &url, &[("Authorization", &creds)], "")
+        .await;
+    assert_eq!(s, 401, "the removed user on the same connection");
+    live.stop().await;
+    server.shutdown();
+}

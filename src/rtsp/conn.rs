@@ -69,7 +69,9 @@ pub struct Connection {
     writer: Option<Arc<tokio::sync::Mutex<OwnedWriteHalf>>>,
     info: Arc<ConnInfo>,
     /// The path and action this connection proved it may do.
-    authorized: Option<(String, Action)>,
+    /// What this connection was last allowed, and by which auth configuration: a change
+    /// of users or method (hot reload) makes the next request check again.
+    authorized: Option<(String, Action, Arc<Auth>)>,
 }
 
 /// What a handled request asks of the connection loop.
@@ -531,14 +533,18 @@ impl Connection {
     async fn authorize(&mut self, req: &Request, action: Action) -> Result<(), Response> {
         let full = path_of_url(&req.uri).unwrap_or_default();
         let (path, _) = split_control(&full);
-        if self.authorized.as_ref() == Some(&(path.clone(), action)) {
+        let auth = self.server.paths.auth();
+        if self
+            .authorized
+            .as_ref()
+            .is_some_and(|(p, a, by)| *p == path && *a == action && Arc::ptr_eq(by, &auth))
+        {
             return Ok(());
         }
         let credentials = req
             .header("Authorization")
             .map(Auth::parse_authorization)
             .unwrap_or(Credentials::None);
-        let auth = self.server.paths.auth();
         let method = req.method.as_str().to_string();
         let check = AuthRequest {
             credentials: &credentials,
@@ -554,7 +560,7 @@ impl Connection {
         };
         match gate::check(&auth, &check).await {
             Ok(()) => {
-                self.authorized = Some((path, action));
+                self.authorized = Some((path, action, Arc::clone(&auth)));
                 Ok(())
             }
             Err(refusal) => {
