@@ -41,7 +41,6 @@ pub struct GopSnapshot {
 #[derive(Default)]
 pub struct Released {
     _sealed: Vec<Arc<[Packet]>>,
-    _open: Vec<Packet>,
 }
 
 impl GopCache {
@@ -66,19 +65,23 @@ impl GopCache {
         }
         self.open.push(pkt.clone());
         if self.open.len() == CHUNK {
-            self.sealed.push(Arc::from(std::mem::take(&mut self.open)));
+            // Copied (refcounts only) so the open chunk keeps its capacity: one allocation
+            // per sealed chunk, none per packet.
+            self.sealed.push(Arc::from(&self.open[..]));
+            self.open.clear();
         }
         released
     }
 
-    /// Empties the cache until the next keyframe.
+    /// Empties the cache until the next keyframe. The open chunk (under a chunk of
+    /// packets) is emptied in place to keep its capacity; the sealed ones go to the caller.
     pub fn clear(&mut self) -> Released {
         self.packets = 0;
         self.bytes = 0;
         self.valid = false;
+        self.open.clear();
         Released {
             _sealed: std::mem::take(&mut self.sealed),
-            _open: std::mem::take(&mut self.open),
         }
     }
 
