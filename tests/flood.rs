@@ -17,6 +17,16 @@ async fn a_million_tiny_packets_keep_memory_bounded() {
     let _heavy = HEAVY.lock().await;
     let server = start(test_config()).await;
     let rtsp = server.addrs.rtsp.expect("rtsp");
+    // A viewer of another path watches through the flood.
+    let ff = Ffmpeg::push(
+        &rtsp_url(&server, "live"),
+        hubcast::config::RtspTransport::Tcp,
+        30,
+        false,
+    );
+    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let healthy = connect_viewers(&whep_url(&server, "live"), 1).await;
+    let healthy_before = healthy[0].snapshot(|r| r.aus.len());
     let mut p = RawPublisher::connect(rtsp).await;
     p.start(&format!("rtsp://{rtsp}/tiny"), SDP)
         .await
@@ -76,5 +86,14 @@ async fn a_million_tiny_packets_keep_memory_bounded() {
         joined.elapsed()
     );
     v.close().await;
+    healthy[0].snapshot(|r| {
+        assert!(
+            r.aus.len() > healthy_before + 20,
+            "the other path's viewer stalled"
+        );
+        assert_eq!(r.seq_gaps, 0, "the other path's viewer saw a gap");
+    });
+    healthy[0].close().await;
+    ff.stop().await;
     server.shutdown();
 }
