@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hubcast::media::h264::*;
+use hubcast::codec::h264::*;
 
 /// Camera-side FU-A size (a typical 1500-byte MTU camera).
 const CAMERA_PAYLOAD: usize = 1400;

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod media;
 pub mod path;

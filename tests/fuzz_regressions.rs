@@ -2,7 +2,7 @@
 //! same public API. Each test failed before the fix it names and passes after.
 
 use bytes::Bytes;
-use hubcast::media::h264::{Depacketizer, OutPacket, Reframer};
+use hubcast::codec::h264::{Depacketizer, OutPacket, Reframer};
 use hubcast::webrtc::sdp::{choose_h264, h264_profile, parse_offer};
 
 /// Every payload the reframer emits must be a valid H.264 RTP payload: a reader's
@@ -19,7 +19,7 @@ fn assert_depacketizable(out: &[OutPacket]) {
 
 /// fuzz target `h264`: a STAP-A whose entry has NAL type 0 was forwarded as a single-NAL
 /// packet of type 0 (undefined in RFC 6184), which readers refuse. Fixed in
-/// `Reframer::add_nal` (src/media/h264.rs): NAL types 0 and 24..=31 are dropped.
+/// `Reframer::add_nal` (src/codec/h264/reframe.rs): NAL types 0 and 24..=31 are dropped.
 #[test]
 fn reframer_drops_nal_type_0_from_stap_a() {
     let mut r = Reframer::new(Default::default());

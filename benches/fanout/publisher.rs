@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use hubcast::media::h264::{OutPacket, ParamSets, Reframer};
+use hubcast::codec::h264::{OutPacket, ParamSets, Reframer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -17,10 +17,10 @@
 #![no_main]
 
 use bytes::Bytes;
-use hubcast::media::h264::{
+use hubcast::codec::h264::{
     nal_type, nal_type_of, packetize_au, Depacketizer, OutPacket, ParamSets, Reframer, MAX_PAYLOAD,
 };
-use hubcast::media::passthrough::H264Passthrough;
+use hubcast::codec::h264::passthrough::H264Passthrough;
 use libfuzzer_sys::fuzz_target;
 
 /// What x264 / ffmpeg put in the SDP for a 1280x720 High profile stream.

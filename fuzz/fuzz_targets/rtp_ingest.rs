@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hubcast::media::h264::MAX_PAYLOAD;
+use hubcast::codec::h264::MAX_PAYLOAD;
 use hubcast::media::rtp;
 use hubcast::path::hub::{Codec, Hub, Packet, Reader, Track};
 use hubcast::path::ingest::{H264Mode, Ingest};

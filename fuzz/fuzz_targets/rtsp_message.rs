@@ -12,7 +12,7 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use hubcast::media::h264::ParamSets;
+use hubcast::codec::h264::ParamSets;
 use hubcast::rtsp::message::{self, Incoming, Method};
 use hubcast::rtsp::sdp::{build_describe, match_control, parse_media, path_of_url, split_control};
 use hubcast::rtsp::transport::parse_transport;

@@ -1,6 +1,4 @@
-//! Codec handling shared by every protocol.
+//! RTP and RTCP as they arrive from any peer: parsed with every length checked.
 
-pub mod h264;
-pub mod passthrough;
 pub mod rtcp;
 pub mod rtp;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::gop::{GopCache, GopSnapshot};
-use crate::media::h264::ParamSets;
+use crate::codec::h264::ParamSets;
 
 /// What a track carries.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::hub::{Codec, Hub, Packet};
-use crate::media::h264::{H264Error, OutPacket, Reframer};
-use crate::media::passthrough::H264Passthrough;
+use crate::codec::h264::passthrough::H264Passthrough;
+use crate::codec::h264::{H264Error, OutPacket, Reframer};
 use crate::media::rtp::{self, RtpPacket};
 
 enum TrackIngest {
@@ -160,7 +160,7 @@ impl Ingest {
     }
 }
 
-fn params_changed(hub: &Hub, track: u8, params: crate::media::h264::ParamSets) {
+fn params_changed(hub: &Hub, track: u8, params: crate::codec::h264::ParamSets) {
     debug!(path = hub.path(), "H.264 parameters changed in-band");
     hub.update_track(track as usize, super::Track::h264(params));
 }

@@ -18,8 +18,8 @@ use super::sdp::{
 use super::server::{ConnInfo, RtspServer, SessionInfo, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
 use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
+use crate::codec::h264::ParamSets;
 use crate::config::RtspTransport;
-use crate::media::h264::ParamSets;
 use crate::media::rtp;
 use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{Hub, PathError, Publisher, Track};

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::sdp::{parse_media, MediaKind};
+use crate::codec::h264::ParamSets;
 use crate::config::{PathConf, SourceTransport};
-use crate::media::h264::ParamSets;
 use crate::media::rtp::RtpPacket;
 use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{PathManager, Publisher, Track};

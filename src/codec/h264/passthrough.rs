@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::h264::{nal_type, nal_type_of, H264Error, OutPacket, ParamSets, Reframer, MAX_PAYLOAD};
+use super::{nal_type, nal_type_of, H264Error, OutPacket, ParamSets, Reframer, MAX_PAYLOAD};
 
 /// What the NAL headers of one RTP payload say.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

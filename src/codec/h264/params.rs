@@ -1,0 +1,253 @@
+//! SPS and PPS: from the SDP (`sprop-parameter-sets`), in band, and what they say
+//! (profile-level-id, picture size).
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use bytes::Bytes;
+
+use super::*;
+
+// Cameras frequently drop the '=' padding in SDP, so accept it either way.
+pub(super) const SPROP_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// SPS and PPS of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamSets {
+    pub sps: Option<Bytes>,
+    pub pps: Option<Bytes>,
+}
+
+impl ParamSets {
+    /// From an SDP fmtp `sprop-parameter-sets=` value (comma-separated
+    /// base64 NALs). NALs other than SPS/PPS are ignored; the first SPS and
+    /// PPS win.
+    pub fn from_sprop(value: &str) -> Result<ParamSets, H264Error> {
+        let mut params = ParamSets::default();
+        for (index, item) in value.split(',').map(str::trim).enumerate() {
+            if item.is_empty() {
+                continue;
+            }
+            let nal = SPROP_BASE64
+                .decode(item)
+                .map_err(|e| H264Error::BadSprop(format!("NAL {index} {item:?}: {e}")))?;
+            let Some(&header) = nal.first() else {
+                return Err(H264Error::BadSprop(format!("NAL {index} is empty")));
+            };
+            match nal_type_of(header) {
+                nal_type::SPS if params.sps.is_none() => {
+                    // profile_level_id() and every decoder need these bytes.
+                    if nal.len() < 4 {
+                        return Err(H264Error::BadSprop(format!(
+                            "SPS {index} is {} bytes, shorter than its 4-byte header",
+                            nal.len()
+                        )));
+                    }
+                    params.sps = Some(Bytes::from(nal));
+                }
+                nal_type::PPS if params.pps.is_none() => params.pps = Some(Bytes::from(nal)),
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    /// `sprop-parameter-sets` value for an SDP we generate (None unless both
+    /// are known).
+    pub fn to_sprop(&self) -> Option<String> {
+        let (sps, pps) = (self.sps.as_ref()?, self.pps.as_ref()?);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Some(format!("{},{}", b64.encode(sps), b64.encode(pps)))
+    }
+
+    /// 6 hex chars (profile_idc, constraint flags, level_idc), e.g. "42c01f".
+    pub fn profile_level_id(&self) -> Option<String> {
+        let bytes = self.sps.as_ref()?.get(1..4)?;
+        Some(format!("{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2]))
+    }
+
+    /// Width and height decoded from the SPS; None on a missing or broken SPS.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        sps_resolution(self.sps.as_ref()?)
+    }
+}
+
+/// Reads bits MSB first; every read returns None past the end so a
+/// truncated SPS can never panic.
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos: 0 }
+    }
+
+    fn bit(&mut self) -> Option<u64> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let bit = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(u64::from(bit))
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        Some(self.bit()? == 1)
+    }
+
+    fn bits(&mut self, count: u32) -> Option<u64> {
+        (0..count).try_fold(0u64, |acc, _| Some(acc << 1 | self.bit()?))
+    }
+
+    /// Unsigned exp-Golomb. H.264 values fit 32 bits, so more than 31
+    /// leading zeros means garbage.
+    fn ue(&mut self) -> Option<u64> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u64 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    /// Signed exp-Golomb.
+    fn se(&mut self) -> Option<i64> {
+        let k = i64::try_from(self.ue()?).ok()?;
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+}
+
+/// Removes emulation-prevention bytes (00 00 03 -> 00 00): the SPS syntax
+/// is defined on the RBSP, not on the NAL bytes.
+pub(super) fn nal_to_rbsp(nal: &[u8]) -> Vec<u8> {
+    let mut rbsp = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &byte in nal {
+        if zeros >= 2 && byte == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        rbsp.push(byte);
+    }
+    rbsp
+}
+
+/// Profiles whose SPS carries chroma format, bit depth and scaling lists.
+pub(super) fn has_chroma_fields(profile_idc: u64) -> bool {
+    matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    )
+}
+
+fn skip_scaling_list(r: &mut BitReader, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i64, 8i64);
+    for _ in 0..size {
+        if next != 0 {
+            next = (last + r.se()?).rem_euclid(256);
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Some(())
+}
+
+/// Chroma format, or None where the spec forbids the value.
+fn skip_chroma_fields(r: &mut BitReader) -> Option<(u64, bool)> {
+    let chroma_format_idc = r.ue()?;
+    if chroma_format_idc > 3 {
+        return None;
+    }
+    let separate_colour_plane = chroma_format_idc == 3 && r.flag()?;
+    r.ue()?; // bit_depth_luma_minus8
+    r.ue()?; // bit_depth_chroma_minus8
+    r.bit()?; // qpprime_y_zero_transform_bypass_flag
+    if r.flag()? {
+        let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+        for i in 0..lists {
+            if r.flag()? {
+                skip_scaling_list(r, if i < 6 { 16 } else { 64 })?;
+            }
+        }
+    }
+    Some((chroma_format_idc, separate_colour_plane))
+}
+
+fn skip_pic_order_cnt(r: &mut BitReader) -> Option<()> {
+    match r.ue()? {
+        0 => {
+            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            r.bit()?; // delta_pic_order_always_zero_flag
+            r.se()?; // offset_for_non_ref_pic
+            r.se()?; // offset_for_top_to_bottom_field
+            let cycle = r.ue()?;
+            if cycle > 255 {
+                return None;
+            }
+            for _ in 0..cycle {
+                r.se()?; // offset_for_ref_frame
+            }
+        }
+        2 => {}
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Cropped picture size from an SPS NAL (H.264 7.3.2.1.1 and 7.4.2.1.1).
+fn sps_resolution(nal: &[u8]) -> Option<(u32, u32)> {
+    if nal_type_of(*nal.first()?) != nal_type::SPS {
+        return None;
+    }
+    let rbsp = nal_to_rbsp(nal.get(1..)?);
+    let mut r = BitReader::new(&rbsp);
+    let profile_idc = r.bits(8)?;
+    r.bits(16)?; // constraint flags, level_idc
+    r.ue()?; // seq_parameter_set_id
+    let (chroma_format_idc, separate_colour_plane) = if has_chroma_fields(profile_idc) {
+        skip_chroma_fields(&mut r)?
+    } else {
+        (1, false)
+    };
+    r.ue()?; // log2_max_frame_num_minus4
+    skip_pic_order_cnt(&mut r)?;
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = r.ue()? + 1;
+    let height_map_units = r.ue()? + 1;
+    let frame_mbs_only = r.flag()?;
+    if !frame_mbs_only {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (left, right, top, bottom) = if r.flag()? {
+        (r.ue()?, r.ue()?, r.ue()?, r.ue()?)
+    } else {
+        (0, 0, 0, 0)
+    };
+
+    let field_factor = if frame_mbs_only { 1 } else { 2 };
+    let (crop_x, crop_y) = if separate_colour_plane || chroma_format_idc == 0 {
+        (1, field_factor)
+    } else {
+        let sub_width = if chroma_format_idc == 3 { 1 } else { 2 };
+        let sub_height = if chroma_format_idc == 1 { 2 } else { 1 };
+        (sub_width, sub_height * field_factor)
+    };
+    // Values are < 2^33, so these products cannot overflow u64.
+    let width = (width_mbs * 16).checked_sub(crop_x * (left + right))?;
+    let height = (height_map_units * 16 * field_factor).checked_sub(crop_y * (top + bottom))?;
+    if width == 0 || height == 0 {
+        return None;
+    }
+    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
+}

@@ -1,0 +1,3 @@
+//! Codecs: one folder each, with what every protocol needs of them.
+
+pub mod h264;
