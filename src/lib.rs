@@ -12,6 +12,7 @@ pub mod path;
 pub mod pprof;
 pub mod rtsp;
 pub mod stats;
+pub mod stream;
 pub mod webrtc;
 
 use std::net::SocketAddr;

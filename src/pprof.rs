@@ -380,7 +380,7 @@ mod tests {
             "<pprof::backtrace::backtrace_rs::Trace as pprof::backtrace::Trace>::trace"
         ));
         assert!(is_profiler_symbol("backtrace::backtrace::libunwind::trace"));
-        assert!(!is_profiler_symbol("hubcast::path::hub::Hub::write"));
+        assert!(!is_profiler_symbol("hubcast::stream::hub::Hub::write"));
         assert!(!is_profiler_symbol("pprof_like::thing"));
     }
 

@@ -154,7 +154,7 @@ fn media_path_allocations() {
 /// packet, made so a packet never pins the receive buffer); what ingest adds is counted here.
 #[test]
 fn ingest_allocations() {
-    use hubcast::path::ingest::{H264Mode, Ingest};
+    use hubcast::stream::ingest::{H264Mode, Ingest};
     const FRAMES: u32 = 300;
     const PER_FRAME: u16 = 8;
     for mode in [H264Mode::Passthrough, H264Mode::Reframe] {

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hubcast::codec::h264::MAX_PAYLOAD;
 use hubcast::media::rtp;
-use hubcast::path::hub::{Codec, Hub, Packet, Reader, Track};
-use hubcast::path::ingest::{H264Mode, Ingest};
+use hubcast::stream::hub::{Codec, Hub, Packet, Reader, Track};
+use hubcast::stream::ingest::{H264Mode, Ingest};
 use libfuzzer_sys::fuzz_target;
 
 struct Watcher {

@@ -197,7 +197,8 @@ fn path_item(api: &Api, name: &str) -> Option<Value> {
             SourceState::Failed(r) => Some(r.clone()),
             _ => None,
         });
-    let stats = |f: fn(&crate::path::hub::HubStats) -> u64| hub.as_ref().map_or(0, |h| f(&h.stats));
+    let stats =
+        |f: fn(&crate::stream::hub::HubStats) -> u64| hub.as_ref().map_or(0, |h| f(&h.stats));
     Some(json!({
         "name": name,
         "confName": conf_name,

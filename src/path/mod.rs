@@ -1,9 +1,5 @@
 //! Paths: a name, its configuration, and at most one live stream (a hub) at a time.
 
-pub mod gop;
-pub mod hub;
-pub mod ingest;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use hub::{Codec, Hub, HubClosed, Packet, Reader, Track};
+pub use crate::stream::{Codec, Hub, HubClosed, Packet, Reader, Track};
 
 use crate::auth::Auth;
 use crate::config::{validate_path_name, Config, PathConf};

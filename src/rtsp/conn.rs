@@ -21,8 +21,8 @@ use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
 use crate::codec::h264::ParamSets;
 use crate::config::RtspTransport;
 use crate::media::rtp;
-use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{Hub, PathError, Publisher, Track};
+use crate::stream::ingest::{H264Mode, Ingest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
 

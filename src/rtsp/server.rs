@@ -12,8 +12,8 @@ use tracing::{debug, info, warn};
 
 use super::conn::Connection;
 use crate::config::{Config, RtspTransport};
-use crate::path::ingest::Ingest;
 use crate::path::PathManager;
+use crate::stream::ingest::Ingest;
 
 /// Where UDP packets from one client port go: a publisher's RTP to its ingest (`None` for a
 /// reader, whose RTCP receiver reports only show it is still there).

@@ -19,9 +19,9 @@ use super::sdp::{parse_media, MediaKind};
 use crate::codec::h264::ParamSets;
 use crate::config::{PathConf, SourceTransport};
 use crate::media::rtp::RtpPacket;
-use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{PathManager, Publisher, Track};
 use crate::stats::op;
+use crate::stream::ingest::{H264Mode, Ingest};
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);

@@ -16,8 +16,8 @@ use super::transport::rtcp::{self, ReceivedStats};
 use super::transport::{udp, PeerRx};
 use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
 use crate::media::rtp;
-use crate::path::ingest::{H264Mode, Ingest};
 use crate::path::{Publisher, Track};
+use crate::stream::ingest::{H264Mode, Ingest};
 
 /// At most one keyframe request per second per path: a keyframe costs the publisher
 /// bandwidth, and every viewer joining at once must not multiply that.
