@@ -13,6 +13,7 @@ pub mod pprof;
 pub mod rtsp;
 pub mod stats;
 pub mod stream;
+pub mod util;
 pub mod webrtc;
 
 use std::net::SocketAddr;

@@ -14,7 +14,8 @@
 use bytes::{Bytes, BytesMut};
 use hubcast::codec::h264::ParamSets;
 use hubcast::rtsp::message::{self, Incoming, Method};
-use hubcast::rtsp::sdp::{build_describe, match_control, parse_media, path_of_url, split_control};
+use hubcast::codec::sdp::{build_describe, parse_media};
+use hubcast::rtsp::url::{match_control, path_of_url, split_control};
 use hubcast::rtsp::transport::parse_transport;
 use libfuzzer_sys::fuzz_target;
 
@@ -78,7 +79,7 @@ fn drain(parser: &mut message::Parser, buf: &mut BytesMut, seen: &mut Vec<Seen>)
 /// What the connection does with the requests, minus the I/O.
 #[derive(Default)]
 struct Session {
-    medias: Vec<hubcast::rtsp::sdp::MediaDesc>,
+    medias: Vec<hubcast::codec::sdp::MediaDesc>,
     base_url: String,
 }
 
@@ -153,7 +154,7 @@ fn check_transport(value: &str) {
     }
 }
 
-fn check_describe_round_trip(medias: &[hubcast::rtsp::sdp::MediaDesc]) {
+fn check_describe_round_trip(medias: &[hubcast::codec::sdp::MediaDesc]) {
     let text = build_describe(medias);
     match parse_media(text.as_bytes()) {
         Ok(again) => assert_eq!(again.len(), medias.len(), "{text}"),

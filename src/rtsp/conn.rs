@@ -12,13 +12,12 @@ use tracing::{debug, info, warn};
 
 use super::message::{self, Incoming, Method, Request, Response};
 use super::play::{self, PlayTarget, PlayTrack};
-use super::sdp::{
-    build_describe, match_control, parse_media, path_of_url, split_control, MediaDesc, MediaKind,
-};
 use super::server::{ConnInfo, RtspServer, SessionInfo, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
+use super::url::{match_control, path_of_url, split_control};
 use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
 use crate::codec::h264::ParamSets;
+use crate::codec::sdp::{build_describe, parse_media, MediaDesc, MediaKind};
 use crate::config::RtspTransport;
 use crate::media::rtp;
 use crate::path::{Hub, PathError, Publisher, Track};
@@ -665,7 +664,7 @@ impl Connection {
                     playing.hub.path()
                 ),
             )
-            .header("Retry-After", crate::webrtc::RETRY_AFTER_SECS.to_string()));
+            .header("Retry-After", crate::util::RETRY_AFTER_SECS.to_string()));
         }
         let reader = playing
             .hub

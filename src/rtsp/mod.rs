@@ -4,7 +4,7 @@ pub mod conn;
 pub mod limits;
 pub mod message;
 pub mod play;
-pub mod sdp;
 pub mod server;
 pub mod source;
 pub mod transport;
+pub mod url;

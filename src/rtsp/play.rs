@@ -11,7 +11,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
-use super::sdp::{MediaDesc, MediaKind};
+use crate::codec::sdp::{MediaDesc, MediaKind};
 use crate::path::{Codec, Packet, Reader, Track};
 
 /// Payload types in our DESCRIBE: one per track, by index.

@@ -285,7 +285,7 @@ impl RtspServer {
     /// Registers a new connection for the control API.
     pub fn register(&self, remote: SocketAddr) -> Arc<ConnInfo> {
         let info = Arc::new(ConnInfo {
-            id: crate::webrtc::session::random_token(),
+            id: crate::util::random_token(),
             created: std::time::SystemTime::now(),
             remote,
             bytes_received: AtomicU64::new(0),

@@ -15,8 +15,8 @@ use retina::client::{
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::sdp::{parse_media, MediaKind};
 use crate::codec::h264::ParamSets;
+use crate::codec::sdp::{parse_media, MediaKind};
 use crate::config::{PathConf, SourceTransport};
 use crate::media::rtp::RtpPacket;
 use crate::path::{PathManager, Publisher, Track};

@@ -153,8 +153,7 @@ pub enum HttpError {
     Unavailable(String),
 }
 
-/// Seconds a client refused for load should wait (`Retry-After`).
-pub const RETRY_AFTER_SECS: u64 = 5;
+pub use crate::util::RETRY_AFTER_SECS;
 
 impl HttpError {
     pub fn status(&self) -> u16 {

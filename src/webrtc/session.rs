@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::RngCore;
 use tokio::sync::watch;
 use webrtc::dtls::conn::DTLSConn;
 
@@ -104,13 +103,6 @@ impl Session {
     }
 }
 
-/// 128 random bits as hex: session URLs must not be guessable from one another.
-pub fn random_token() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[derive(Default)]
 pub struct Sessions {
     by_secret: Mutex<HashMap<String, Arc<Session>>>,
@@ -130,12 +122,12 @@ impl Sessions {
         counters: Arc<SessionCounters>,
     ) -> Arc<Session> {
         let s = Arc::new(Session {
-            id: random_token(),
-            secret: random_token(),
+            id: crate::util::random_token(),
+            secret: crate::util::random_token(),
             kind,
             path: path.to_string(),
             peer,
-            etag: format!("\"{}\"", random_token()),
+            etag: format!("\"{}\"", crate::util::random_token()),
             created: Instant::now(),
             created_at: SystemTime::now(),
             ice,

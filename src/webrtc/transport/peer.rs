@@ -82,8 +82,8 @@ impl Peer {
         let (remote_tx, remote) = watch::channel(None);
         let peer = Arc::new(Peer {
             // RFC 8445 5.3: at least 24 bits of randomness in the ufrag, 128 in the password.
-            ufrag: super::super::session::random_token()[..16].to_string(),
-            pwd: super::super::session::random_token(),
+            ufrag: crate::util::random_token()[..16].to_string(),
+            pwd: crate::util::random_token(),
             remote_ufrag,
             remote_pwd,
             dtls_tx,
