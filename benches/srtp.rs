@@ -13,9 +13,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hubcast::path::Packet;
-use hubcast::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
-use hubcast::webrtc::transport::outbound::Outbound;
-use hubcast::webrtc::transport::rtcp::RtpProtector;
+use hubcast::servers::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
+use hubcast::servers::webrtc::transport::outbound::Outbound;
+use hubcast::servers::webrtc::transport::rtcp::RtpProtector;
 use webrtc_srtp::context::Context;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 

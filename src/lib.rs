@@ -10,11 +10,11 @@ pub mod config;
 pub mod media;
 pub mod path;
 pub mod pprof;
-pub mod rtsp;
+pub mod servers;
+pub mod sources;
 pub mod stats;
 pub mod stream;
 pub mod util;
-pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,8 +24,8 @@ use tracing::info;
 
 pub use config::Config;
 use path::PathManager;
-use rtsp::server::RtspServer;
-use webrtc::WebrtcServer;
+use servers::rtsp::server::RtspServer;
+use servers::webrtc::WebrtcServer;
 
 /// A running server.
 pub struct Server {
@@ -108,7 +108,7 @@ impl Server {
 
         let webrtc = if config.webrtc {
             let server = WebrtcServer::new(Arc::clone(&config), Arc::clone(&paths)).await?;
-            let app = webrtc::http::router(Arc::clone(&server));
+            let app = servers::webrtc::http::router(Arc::clone(&server));
             let http = serve("webrtcAddress", config.webrtc_address, app, &mut tasks).await?;
             addrs.webrtc_http = Some(http);
             addrs.webrtc_udp = Some(server.transport.local_addr());

@@ -11,9 +11,9 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use hubcast::path::{Hub, Packet, Track};
-use hubcast::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
-use hubcast::webrtc::transport::outbound::Outbound;
-use hubcast::webrtc::transport::rtcp::RtpProtector;
+use hubcast::servers::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
+use hubcast::servers::webrtc::transport::outbound::Outbound;
+use hubcast::servers::webrtc::transport::rtcp::RtpProtector;
 
 struct Counting;
 

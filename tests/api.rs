@@ -326,12 +326,10 @@ async fn profiles_metrics_statistics_health_and_api_under_load() {
     .await;
     assert_eq!(s, 200, "{e}");
     let degraded = wait_until(Duration::from_secs(8), || {
-        server.paths.source("dead").is_some_and(|c| {
-            matches!(
-                *c.state.borrow(),
-                hubcast::rtsp::source::SourceState::Failed(_)
-            )
-        })
+        server
+            .paths
+            .source("dead")
+            .is_some_and(|c| matches!(*c.state.borrow(), hubcast::sources::SourceState::Failed(_)))
     })
     .await;
     assert!(degraded);

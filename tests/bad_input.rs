@@ -334,7 +334,7 @@ async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
         held.len()
     );
     // ffmpeg's publishing connection, from 127.0.0.1 as well, holds one of the slots.
-    assert_eq!(held.len(), hubcast::rtsp::limits::MAX_PER_IP - 1);
+    assert_eq!(held.len(), hubcast::servers::rtsp::limits::MAX_PER_IP - 1);
     let other = tokio::net::TcpSocket::new_v4().expect("socket");
     other
         .bind("127.0.0.2:0".parse().expect("addr"))

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use hubcast::codec::h264::{Depacketizer, OutPacket, Reframer};
-use hubcast::webrtc::sdp::{choose_h264, h264_profile, parse_offer};
+use hubcast::servers::webrtc::sdp::{choose_h264, h264_profile, parse_offer};
 
 /// Every payload the reframer emits must be a valid H.264 RTP payload: a reader's
 /// depacketizer must take it without error.
@@ -57,7 +57,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 
 /// fuzz target `sdp_offer`: with a source profile-level-id that does not parse, the codec
 /// was ranked as for an unknown stream, but the unparsable plid was still copied into the
-/// answer. Fixed in `choose_h264` (src/webrtc/sdp.rs).
+/// answer. Fixed in `choose_h264` (src/servers/webrtc/sdp.rs).
 #[test]
 fn choose_h264_never_answers_with_an_unparsable_source_plid() {
     let medias = parse_offer(OFFER).unwrap().medias;
@@ -71,12 +71,12 @@ fn choose_h264_never_answers_with_an_unparsable_source_plid() {
 
 /// fuzz target `peer_in`: under AES_CM_128_HMAC_SHA1_80, an SRTCP packet with the E flag
 /// clear was returned by `webrtc-srtp` without its tag being checked, so a forged RTCP
-/// packet was accepted. Fixed in `Inbound::unprotect_rtcp` (src/webrtc/transport/inbound.rs):
+/// packet was accepted. Fixed in `Inbound::unprotect_rtcp` (src/servers/webrtc/transport/inbound.rs):
 /// unencrypted SRTCP is refused under that profile.
 #[test]
 fn forged_unencrypted_srtcp_is_refused() {
     use hubcast::config::SrtpProfile;
-    use hubcast::webrtc::transport::inbound::Inbound;
+    use hubcast::servers::webrtc::transport::inbound::Inbound;
     let finding = include_bytes!("../fuzz/findings/peer_in-forged-srtcp-accepted.bin");
     // Byte 0 picks the profile in the target (0xfe % 3 == 2: AES-CM); datagrams are split
     // at 0xff.
@@ -97,7 +97,7 @@ fn forged_unencrypted_srtcp_is_refused() {
 #[test]
 fn srtp_with_an_extension_past_the_end_is_an_error() {
     use hubcast::config::SrtpProfile;
-    use hubcast::webrtc::transport::inbound::Inbound;
+    use hubcast::servers::webrtc::transport::inbound::Inbound;
     let finding = include_bytes!("../fuzz/findings/peer_in-rtp-extension-past-end.bin");
     let mut inbound =
         Inbound::new(&[3; 16], &[5; 14], SrtpProfile::AesCm128HmacSha1_80).expect("inbound");

@@ -180,7 +180,7 @@ async fn sessions_stuck_in_their_handshake_are_bounded_per_address() {
     wait_stream(&server, "cam", Duration::from_secs(15)).await;
     let healthy = connect_viewers(&whep_url(&server, "cam"), 1).await;
     let url = whep_url(&server, "cam");
-    let max = hubcast::webrtc::MAX_PENDING_PER_IP;
+    let max = hubcast::servers::webrtc::MAX_PENDING_PER_IP;
     let mut statuses = Vec::new();
     for _ in 0..max + 4 {
         statuses.push(post_sdp(&url, CHROMIUM_WHEP).await.0);

@@ -221,7 +221,7 @@ async fn crafted_datagrams_cost_the_sender_nothing_and_others_nothing() {
     );
     let routed = transport.addresses();
     assert!(
-        routed <= routed_before + hubcast::webrtc::transport::peer::MAX_ADDRESSES,
+        routed <= routed_before + hubcast::servers::webrtc::transport::peer::MAX_ADDRESSES,
         "{routed_before} -> {routed} routed addresses"
     );
     assert_flowing(&attacker, "the sprayer's own media stays where it was").await;

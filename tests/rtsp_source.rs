@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hubcast::config::{RtspTransport, SourceTransport};
-use hubcast::rtsp::source::SourceState;
+use hubcast::sources::SourceState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

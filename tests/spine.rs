@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hubcast::config::RtspTransport;
-use hubcast::webrtc::dtls_sniff::{SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80};
+use hubcast::servers::webrtc::dtls_sniff::{SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80};
 use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 const IDR: u8 = 5;

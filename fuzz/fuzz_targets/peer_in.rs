@@ -13,9 +13,9 @@
 use std::time::Instant;
 
 use hubcast::config::SrtpProfile;
-use hubcast::webrtc::transport::ice::{consent_answered, kind};
-use hubcast::webrtc::transport::inbound::Inbound;
-use hubcast::webrtc::transport::peer::Peer;
+use hubcast::servers::webrtc::transport::ice::{consent_answered, kind};
+use hubcast::servers::webrtc::transport::inbound::Inbound;
+use hubcast::servers::webrtc::transport::peer::Peer;
 use hubcast::media::rtcp;
 use libfuzzer_sys::fuzz_target;
 

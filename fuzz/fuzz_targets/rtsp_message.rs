@@ -13,10 +13,10 @@
 
 use bytes::{Bytes, BytesMut};
 use hubcast::codec::h264::ParamSets;
-use hubcast::rtsp::message::{self, Incoming, Method};
+use hubcast::servers::rtsp::message::{self, Incoming, Method};
 use hubcast::codec::sdp::{build_describe, parse_media};
-use hubcast::rtsp::url::{match_control, path_of_url, split_control};
-use hubcast::rtsp::transport::parse_transport;
+use hubcast::servers::rtsp::url::{match_control, path_of_url, split_control};
+use hubcast::servers::rtsp::transport::parse_transport;
 use libfuzzer_sys::fuzz_target;
 
 /// What a parsed message looked like, to compare whole vs chunked reads.

@@ -11,8 +11,8 @@
 
 use std::net::SocketAddr;
 
-use hubcast::webrtc::answer::{self, Accepted, Section};
-use hubcast::webrtc::sdp::{choose_h264, h264_profile, parse_offer, Direction, OfferMedia};
+use hubcast::servers::webrtc::answer::{self, Accepted, Section};
+use hubcast::servers::webrtc::sdp::{choose_h264, h264_profile, parse_offer, Direction, OfferMedia};
 use libfuzzer_sys::fuzz_target;
 
 /// Profile-level-ids of real sources: x264 baseline/main/high, Chromium's constrained

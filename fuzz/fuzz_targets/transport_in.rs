@@ -10,8 +10,8 @@
 
 use std::net::SocketAddr;
 
-use hubcast::webrtc::dtls_sniff::{find_hello, ClientHelloAssembler, Hello};
-use hubcast::webrtc::transport::ice::answer_binding;
+use hubcast::servers::webrtc::dtls_sniff::{find_hello, ClientHelloAssembler, Hello};
+use hubcast::servers::webrtc::transport::ice::answer_binding;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

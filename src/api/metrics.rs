@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::Api;
-use crate::webrtc::session::SessionKind;
+use crate::servers::webrtc::session::SessionKind;
 
 pub fn router(api: Api) -> Router {
     Router::new()

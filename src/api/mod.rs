@@ -21,9 +21,9 @@ use tracing::{info, warn};
 
 use crate::config::{validate_path_name, Config};
 use crate::path::PathManager;
-use crate::rtsp::server::RtspServer;
-use crate::rtsp::source::SourceState;
-use crate::webrtc::WebrtcServer;
+use crate::servers::rtsp::server::RtspServer;
+use crate::servers::webrtc::WebrtcServer;
+use crate::sources::SourceState;
 
 /// Everything the API looks at.
 #[derive(Clone)]
@@ -248,7 +248,7 @@ async fn paths_get(State(api): State<Api>, Path(name): Path<String>) -> ApiResul
 
 // ---- WebRTC sessions ---------------------------------------------------------------------
 
-fn webrtc_item(s: &crate::webrtc::session::Session) -> Value {
+fn webrtc_item(s: &crate::servers::webrtc::session::Session) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     let c = &s.counters;
     json!({
@@ -256,7 +256,7 @@ fn webrtc_item(s: &crate::webrtc::session::Session) -> Value {
         "created": json::rfc3339(s.created_at),
         "remoteAddr": s.peer.to_string(),
         "peerConnectionEstablished": c.established.load(Relaxed),
-        "state": match s.kind { crate::webrtc::session::SessionKind::Whip => "publish", _ => "read" },
+        "state": match s.kind { crate::servers::webrtc::session::SessionKind::Whip => "publish", _ => "read" },
         "path": s.path,
         "bytesReceived": c.bytes_received.load(Relaxed),
         "bytesSent": c.bytes_sent.load(Relaxed),
@@ -304,7 +304,7 @@ fn rtsp_server(api: &Api) -> Result<&Arc<RtspServer>, ApiError> {
         .ok_or_else(|| not_found("RTSP server (rtsp: no)"))
 }
 
-fn conn_item(c: &crate::rtsp::server::ConnInfo) -> Value {
+fn conn_item(c: &crate::servers::rtsp::server::ConnInfo) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     json!({
         "id": c.id,
@@ -316,7 +316,7 @@ fn conn_item(c: &crate::rtsp::server::ConnInfo) -> Value {
     })
 }
 
-fn session_item(c: &crate::rtsp::server::ConnInfo) -> Option<Value> {
+fn session_item(c: &crate::servers::rtsp::server::ConnInfo) -> Option<Value> {
     use std::sync::atomic::Ordering::Relaxed;
     let s = c.session()?;
     Some(json!({
@@ -346,7 +346,10 @@ async fn rtsp_conns_get(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
     Ok(Json(conn_item(c)))
 }
 
-fn find_session(api: &Api, id: &str) -> Result<Arc<crate::rtsp::server::ConnInfo>, ApiError> {
+fn find_session(
+    api: &Api,
+    id: &str,
+) -> Result<Arc<crate::servers::rtsp::server::ConnInfo>, ApiError> {
     rtsp_server(api)?
         .conns()
         .into_iter()

@@ -12,7 +12,7 @@ pub use crate::stream::{Codec, Hub, HubClosed, Packet, Reader, Track};
 
 use crate::auth::Auth;
 use crate::config::{validate_path_name, Config, PathConf};
-use crate::rtsp::source::{self, SourceControl, SourceState};
+use crate::sources::{self, SourceControl, SourceState};
 use crate::stats::Telemetry;
 
 fn auth_changed(a: &Config, b: &Config) -> bool {
@@ -145,12 +145,12 @@ impl PathManager {
 
     fn start_source(self: &Arc<Self>, name: &str, conf: &PathConf) {
         let ctl = SourceControl::new();
-        let task = tokio::spawn(source::run(
+        let task = sources::spawn(
             name.to_string(),
             conf.clone(),
             Arc::clone(self),
             Arc::clone(&ctl),
-        ));
+        );
         self.sources().insert(
             name.to_string(),
             SourceTask {

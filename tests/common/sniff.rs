@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hubcast::webrtc::dtls_sniff::{find_hello, Hello};
+use hubcast::servers::webrtc::dtls_sniff::{find_hello, Hello};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
 use webrtc::util::{self, Conn};

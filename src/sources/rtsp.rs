@@ -12,9 +12,9 @@ use futures::StreamExt;
 use retina::client::{
     Credentials, PacketItem, PlayOptions, Session, SessionOptions, SetupOptions, Transport,
 };
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::{SourceControl, SourceState};
 use crate::codec::h264::ParamSets;
 use crate::codec::sdp::{parse_media, MediaKind};
 use crate::config::{PathConf, SourceTransport};
@@ -63,41 +63,6 @@ async fn bounded<T>(
     match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(SourceError::NoAnswer(what, REQUEST_TIMEOUT)),
-    }
-}
-
-/// What the rest of the server sees of a pulled source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceState {
-    /// On demand and nobody asked yet (or released after the last reader).
-    Idle,
-    Connecting,
-    Ready,
-    /// The last attempt failed; retrying.
-    Failed(String),
-}
-
-/// Control of one pulled path, shared with the path manager.
-pub struct SourceControl {
-    pub state: watch::Sender<SourceState>,
-    /// Bumped by readers of an on-demand path: "someone wants this stream".
-    pub demand: watch::Sender<u64>,
-    demand_rx: std::sync::Mutex<Option<watch::Receiver<u64>>>,
-}
-
-impl SourceControl {
-    pub fn new() -> Arc<Self> {
-        let (demand, demand_rx) = watch::channel(0);
-        Arc::new(SourceControl {
-            state: watch::channel(SourceState::Idle).0,
-            demand,
-            demand_rx: std::sync::Mutex::new(Some(demand_rx)),
-        })
-    }
-
-    /// The source task's end of `demand` (once).
-    fn take_demand(&self) -> Option<watch::Receiver<u64>> {
-        self.demand_rx.lock().ok()?.take()
     }
 }
 

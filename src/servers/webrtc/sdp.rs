@@ -333,7 +333,7 @@ pub fn choose_h264<'a>(
 mod tests {
     use super::*;
 
-    const CHROMIUM_WHEP: &str = include_str!("../../tests/data/chromium-whep-offer.sdp");
+    const CHROMIUM_WHEP: &str = include_str!("../../../tests/data/chromium-whep-offer.sdp");
     const CREDS: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:x\r\na=ice-pwd:y\r\na=fingerprint:sha-256 AA\r\n";
 
     #[test]

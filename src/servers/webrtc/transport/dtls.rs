@@ -21,7 +21,7 @@ use webrtc::util::{Conn, KeyingMaterialExporter};
 
 use super::udp::{self, PeerAddr};
 use crate::config::SrtpProfile;
-use crate::webrtc::dtls_sniff::{profile_name, ClientHelloAssembler, ClientHelloError};
+use crate::servers::webrtc::dtls_sniff::{profile_name, ClientHelloAssembler, ClientHelloError};
 
 /// RFC 5764 4.2.
 const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";

@@ -387,7 +387,7 @@ mod tests {
             b"RTP/AVP;unicast;client_port=5000-5001;ssrc=0A0B0C0D;mode=\"PLAY,RECORD\"",
             b"RTP/SAVP;multicast;port=1, RTP/AVP;unicast;client_port=9",
         ];
-        let mut rng = crate::rtsp::message::fuzz::XorShift(0x2545_F491_4F6C_DD1D);
+        let mut rng = crate::servers::rtsp::message::fuzz::XorShift(0x2545_F491_4F6C_DD1D);
         let mut parsed = 0;
         for _ in 0..10_000 {
             let bytes = rng.buffer(&samples);

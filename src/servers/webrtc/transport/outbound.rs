@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::rtcp::{CryptoError, RtpProtector, SentCounts};
 use crate::path::Packet;
-use crate::webrtc::srtp::SrtpError;
+use crate::servers::webrtc::srtp::SrtpError;
 
 /// The largest SRTP tag we append (AEAD 16 bytes; CM-HMAC-80 10).
 pub const MAX_TAG: usize = 16;
@@ -65,7 +65,7 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
+    use crate::servers::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
     use bytes::Bytes;
 
     #[test]

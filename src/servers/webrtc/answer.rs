@@ -188,9 +188,9 @@ pub fn with_plid(fmtp: &str, plid: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webrtc::sdp::parse_offer;
+    use crate::servers::webrtc::sdp::parse_offer;
 
-    const CHROMIUM_WHEP: &str = include_str!("../../tests/data/chromium-whep-offer.sdp");
+    const CHROMIUM_WHEP: &str = include_str!("../../../tests/data/chromium-whep-offer.sdp");
 
     #[test]
     fn answer_parses_and_keeps_the_offer_order() {

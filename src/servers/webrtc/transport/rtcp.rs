@@ -18,7 +18,7 @@ use webrtc::srtp::context::Context;
 use super::dtls::Keys;
 use super::inbound::{Inbound, InboundError};
 use crate::config::SrtpProfile;
-use crate::webrtc::srtp::{Profile, SrtpError, SrtpKeys, SrtpSender};
+use crate::servers::webrtc::srtp::{Profile, SrtpError, SrtpKeys, SrtpSender};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -5,6 +5,5 @@ pub mod limits;
 pub mod message;
 pub mod play;
 pub mod server;
-pub mod source;
 pub mod transport;
 pub mod url;

@@ -116,9 +116,9 @@ mod tests {
     use super::*;
     use crate::codec::sdp::{build_describe, parse_media, MediaKind};
 
-    const FFMPEG_SDP: &str = include_str!("../../tests/data/captures/ffmpeg-x264-opus.sdp");
+    const FFMPEG_SDP: &str = include_str!("../../../tests/data/captures/ffmpeg-x264-opus.sdp");
     const GSTREAMER_SDP: &str =
-        include_str!("../../tests/data/captures/gstreamer-h264-h265-pcmu-aac.sdp");
+        include_str!("../../../tests/data/captures/gstreamer-h264-h265-pcmu-aac.sdp");
 
     fn desc(control: Option<&str>) -> MediaDesc {
         MediaDesc {
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn random_input_never_panics() {
         let samples: [&[u8]; 2] = [FFMPEG_SDP.as_bytes(), GSTREAMER_SDP.as_bytes()];
-        let mut rng = crate::rtsp::message::fuzz::XorShift(0xD1B5_4A32_D192_ED03);
+        let mut rng = crate::servers::rtsp::message::fuzz::XorShift(0xD1B5_4A32_D192_ED03);
         let mut parsed = 0;
         for _ in 0..10_000 {
             let body = rng.buffer(&samples);
