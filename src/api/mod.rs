@@ -205,7 +205,7 @@ fn path_item(api: &Api, name: &str) -> Option<Value> {
         "source": hub.as_ref().and_then(|h| h.source_label()).map(|l| json!({"type": l.kind, "id": l.id})),
         "ready": hub.is_some(),
         "readyTime": hub.as_ref().map(|h| json::rfc3339(h.created())),
-        "tracks": hub.as_ref().map_or(vec![], |h| h.tracks().iter().map(|t| if t.is_video() { "H264" } else { "Opus" }).collect()),
+        "tracks": hub.as_ref().map_or(vec![], |h| h.tracks().iter().map(crate::codec::Track::api_name).collect()),
         "bytesReceived": stats(|s| s.bytes_in.load(std::sync::atomic::Ordering::Relaxed)),
         "bytesSent": stats(|s| s.bytes_out.load(std::sync::atomic::Ordering::Relaxed)),
         "readers": hub.as_ref().map_or(vec![], |h| h.readers().into_iter().map(|r| json!({"type": r.kind, "id": r.id})).collect()),

@@ -1,4 +1,245 @@
-//! Codecs: one folder each, with what every protocol needs of them.
+//! Codecs: one folder each, with what every protocol needs of them, and the one registry
+//! that says which SDP media descriptions become tracks and how a track is described back.
+//! RTSP ANNOUNCE, pulled RTSP sources and RTSP DESCRIBE all go through here.
 
+pub mod g711;
 pub mod h264;
 pub mod sdp;
+
+use h264::ParamSets;
+use sdp::{MediaDesc, MediaKind};
+
+/// What a track carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    H264(ParamSets),
+    Opus {
+        channels: u16,
+    },
+    /// G.711 (RFC 3551 4.5.14): 8 kHz mono, one frame per packet.
+    G711(g711::Law),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub codec: Codec,
+    pub clock_rate: u32,
+}
+
+impl Track {
+    pub fn h264(params: ParamSets) -> Self {
+        Track {
+            codec: Codec::H264(params),
+            clock_rate: 90_000,
+        }
+    }
+
+    pub fn opus(channels: u16) -> Self {
+        Track {
+            codec: Codec::Opus { channels },
+            clock_rate: 48_000,
+        }
+    }
+
+    pub fn g711(law: g711::Law) -> Self {
+        Track {
+            codec: Codec::G711(law),
+            clock_rate: g711::CLOCK_RATE,
+        }
+    }
+
+    pub fn is_video(&self) -> bool {
+        matches!(self.codec, Codec::H264(_))
+    }
+
+    /// The codec's name in the control API, as MediaMTX spells it.
+    pub fn api_name(&self) -> &'static str {
+        match &self.codec {
+            Codec::H264(_) => "H264",
+            Codec::Opus { .. } => "Opus",
+            Codec::G711(_) => "G711",
+        }
+    }
+
+    /// The codec's name as people and logs say it.
+    pub fn name(&self) -> &'static str {
+        match &self.codec {
+            Codec::H264(_) => "H.264",
+            Codec::Opus { .. } => "Opus",
+            Codec::G711(law) => law.name(),
+        }
+    }
+}
+
+/// The codecs tracks can be made of, for messages.
+pub const CARRIED: &str = "H.264 video, and Opus or G.711 (PCMU/PCMA) audio";
+
+/// Why a media description does not become a track.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    #[error("{kind} {codec}/{clock_rate} is not a codec hubcast carries ({CARRIED})")]
+    Unsupported {
+        kind: String,
+        codec: String,
+        clock_rate: u32,
+    },
+    #[error("broken sprop-parameter-sets ({0}); waiting for in-band SPS/PPS")]
+    BadParams(String),
+}
+
+/// The track an SDP media description (RTSP ANNOUNCE, a camera's DESCRIBE) is. A broken
+/// `sprop-parameter-sets` still gives an H.264 track, with the error to log.
+pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), TrackError> {
+    match (&m.kind, m.codec.as_str()) {
+        (MediaKind::Video, "H264") => Ok(match m.fmtp_param("sprop-parameter-sets") {
+            None => (Track::h264(ParamSets::default()), None),
+            Some(s) => match ParamSets::from_sprop(s) {
+                Ok(p) => (Track::h264(p), None),
+                Err(e) => (
+                    Track::h264(ParamSets::default()),
+                    Some(TrackError::BadParams(e.to_string())),
+                ),
+            },
+        }),
+        (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
+            Ok((Track::opus(m.channels.unwrap_or(2)), None))
+        }
+        (MediaKind::Audio, name) if m.clock_rate == g711::CLOCK_RATE => {
+            match g711::Law::from_encoding(name) {
+                Some(law) if m.channels.unwrap_or(1) == 1 => Ok((Track::g711(law), None)),
+                _ => Err(unsupported(m)),
+            }
+        }
+        _ => Err(unsupported(m)),
+    }
+}
+
+/// The tracks a publisher's or camera's medias give: the first usable video and the first
+/// usable audio (WebRTC readers take one of each, as in MediaMTX), and what became of the
+/// others.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub tracks: Vec<Track>,
+    /// Media index -> track index, for the medias taken.
+    pub media_to_track: Vec<Option<u8>>,
+    /// Media index and why it was not taken, or what to warn about one taken.
+    pub notes: Vec<(usize, TrackError)>,
+}
+
+pub fn select_tracks(medias: &[MediaDesc]) -> Selection {
+    let mut sel = Selection::default();
+    for (i, m) in medias.iter().enumerate() {
+        let taken = match track_from_sdp(m) {
+            Ok((t, warning)) => {
+                sel.notes.extend(warning.map(|w| (i, w)));
+                let dup = sel.tracks.iter().any(|x| x.is_video() == t.is_video());
+                (!dup).then_some(t)
+            }
+            Err(e) => {
+                sel.notes.push((i, e));
+                None
+            }
+        };
+        match taken {
+            Some(t) => {
+                sel.media_to_track.push(Some(sel.tracks.len() as u8));
+                sel.tracks.push(t);
+            }
+            None => sel.media_to_track.push(None),
+        }
+    }
+    sel
+}
+
+fn unsupported(m: &MediaDesc) -> TrackError {
+    TrackError::Unsupported {
+        kind: m.kind.as_str().to_string(),
+        codec: m.codec.clone(),
+        clock_rate: m.clock_rate,
+    }
+}
+
+/// The SDP media description of a track (for a DESCRIBE answer), with payload type `pt`
+/// unless the codec has a static one.
+pub fn sdp_for_track(t: &Track, pt: u8) -> MediaDesc {
+    match &t.codec {
+        Codec::H264(params) => {
+            let mut fmtp = vec![("packetization-mode".to_string(), "1".to_string())];
+            if let Some(sprop) = params.to_sprop() {
+                fmtp.push(("sprop-parameter-sets".into(), sprop));
+            }
+            if let Some(plid) = params.profile_level_id() {
+                fmtp.push(("profile-level-id".into(), plid));
+            }
+            MediaDesc {
+                kind: MediaKind::Video,
+                payload_type: pt,
+                codec: "H264".into(),
+                clock_rate: 90_000,
+                channels: None,
+                fmtp,
+                control: None,
+            }
+        }
+        Codec::Opus { channels } => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: pt,
+            codec: "OPUS".into(),
+            clock_rate: 48_000,
+            channels: Some((*channels).max(2)),
+            fmtp: vec![("sprop-stereo".into(), u8::from(*channels > 1).to_string())],
+            control: None,
+        },
+        Codec::G711(law) => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: law.static_payload_type(),
+            codec: law.encoding().into(),
+            clock_rate: g711::CLOCK_RATE,
+            channels: Some(1),
+            fmtp: Vec::new(),
+            control: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::sdp::parse_media;
+
+    #[test]
+    fn camera_medias_become_tracks() {
+        let sdp = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                   m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=%%%,aOvjyyLA\r\n\
+                   m=audio 0 RTP/AVP 0\r\n\
+                   m=audio 0 RTP/AVP 8\r\n\
+                   m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/16000/1\r\n\
+                   m=audio 0 RTP/AVP 98\r\na=rtpmap:98 PCMU/16000\r\n";
+        let medias = parse_media(sdp.as_bytes()).expect("sdp");
+        let (h264, warning) = track_from_sdp(&medias[0]).expect("H.264");
+        assert!(h264.is_video());
+        assert!(matches!(warning, Some(TrackError::BadParams(_))));
+        let codecs: Vec<_> = medias[1..]
+            .iter()
+            .map(|m| track_from_sdp(m).map(|(t, _)| t.codec))
+            .collect();
+        assert_eq!(codecs[0], Ok(Codec::G711(g711::Law::Mu)));
+        assert_eq!(codecs[1], Ok(Codec::G711(g711::Law::A)));
+        assert!(
+            matches!(&codecs[2], Err(TrackError::Unsupported { codec, .. }) if codec == "MPEG4-GENERIC")
+        );
+        assert!(codecs[3].is_err(), "PCMU at 16 kHz is not G.711");
+    }
+
+    #[test]
+    fn tracks_describe_back_to_themselves() {
+        for t in [
+            Track::opus(2),
+            Track::g711(g711::Law::Mu),
+            Track::g711(g711::Law::A),
+        ] {
+            let m = sdp_for_track(&t, 97);
+            assert_eq!(track_from_sdp(&m).map(|(t, _)| t), Ok(t));
+        }
+    }
+}

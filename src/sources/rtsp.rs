@@ -15,8 +15,7 @@ use retina::client::{
 use tracing::{debug, info, warn};
 
 use super::{SourceControl, SourceState};
-use crate::codec::h264::ParamSets;
-use crate::codec::sdp::{parse_media, MediaKind};
+use crate::codec::sdp::parse_media;
 use crate::config::{PathConf, SourceTransport};
 use crate::media::rtp::RtpPacket;
 use crate::path::{PathManager, Publisher, Track};
@@ -36,7 +35,7 @@ pub enum SourceError {
     Url(String),
     #[error("{0}")]
     Rtsp(#[from] retina::Error),
-    #[error("the camera offers no H.264 or Opus track (it has: {0})")]
+    #[error("the camera offers no track hubcast carries: {0}")]
     NoUsableTrack(String),
     #[error("the camera's SDP cannot be read: {0}")]
     Sdp(String),
@@ -238,36 +237,21 @@ async fn session(
     let mut session = bounded("DESCRIBE", Session::describe(url, options)).await?;
     let medias = parse_media(session.sdp()).map_err(|e| SourceError::Sdp(e.to_string()))?;
 
-    let mut tracks = Vec::new();
-    let mut media_to_track = vec![None; session.streams().len()];
-    let mut skipped = Vec::new();
-    for (i, m) in medias.iter().enumerate().take(session.streams().len()) {
-        let track = match (&m.kind, m.codec.as_str()) {
-            (MediaKind::Video, "H264") if !tracks.iter().any(Track::is_video) => {
-                let params = m
-                    .fmtp_param("sprop-parameter-sets")
-                    .and_then(|s| ParamSets::from_sprop(s).ok())
-                    .unwrap_or_default();
-                Some(Track::h264(params))
-            }
-            (MediaKind::Audio, "OPUS") if !tracks.iter().any(|t: &Track| !t.is_video()) => {
-                Some(Track::opus(m.channels.unwrap_or(2)))
-            }
-            _ => {
-                skipped.push(format!("{} {}", m.kind.as_str(), m.codec));
-                None
-            }
-        };
-        if let Some(t) = track {
-            media_to_track[i] = Some(tracks.len() as u8);
-            tracks.push(t);
-        }
-    }
+    let n = session.streams().len().min(medias.len());
+    let crate::codec::Selection {
+        tracks,
+        media_to_track,
+        notes,
+    } = crate::codec::select_tracks(&medias[..n]);
     if tracks.is_empty() {
-        return Err(SourceError::NoUsableTrack(skipped.join(", ")));
+        let why: Vec<String> = notes
+            .iter()
+            .map(|(i, e)| format!("media {i}: {e}"))
+            .collect();
+        return Err(SourceError::NoUsableTrack(why.join("; ")));
     }
-    if !skipped.is_empty() {
-        info!(path, ignored = %skipped.join(", "), "ignoring tracks hubcast does not carry (H.264 and Opus only)");
+    for (media, note) in &notes {
+        info!(path, media, "{note}");
     }
     for (i, t) in media_to_track.iter().enumerate() {
         if t.is_some() {

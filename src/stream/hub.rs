@@ -12,40 +12,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::gop::{GopCache, GopSnapshot};
-use crate::codec::h264::ParamSets;
 
-/// What a track carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Codec {
-    H264(ParamSets),
-    Opus { channels: u16 },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Track {
-    pub codec: Codec,
-    pub clock_rate: u32,
-}
-
-impl Track {
-    pub fn h264(params: ParamSets) -> Self {
-        Track {
-            codec: Codec::H264(params),
-            clock_rate: 90_000,
-        }
-    }
-
-    pub fn opus(channels: u16) -> Self {
-        Track {
-            codec: Codec::Opus { channels },
-            clock_rate: 48_000,
-        }
-    }
-
-    pub fn is_video(&self) -> bool {
-        matches!(self.codec, Codec::H264(_))
-    }
-}
+pub use crate::codec::{Codec, Track};
 
 /// One RTP packet as the hub shares it. Cloning costs one reference count.
 #[derive(Debug, Clone)]
@@ -460,6 +428,7 @@ impl Drop for Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::h264::ParamSets;
 
     fn pkt(track: u8, ts: u32, au_start: bool, keyframe: bool) -> Packet {
         Packet {

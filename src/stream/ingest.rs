@@ -14,10 +14,11 @@ use crate::codec::h264::{H264Error, OutPacket, Reframer};
 use crate::media::rtp::{self, RtpPacket};
 
 enum TrackIngest {
-    // Boxed: the H.264 state would otherwise make every Opus track as large.
+    // Boxed: the H.264 state would otherwise make every audio track as large.
     H264(Box<Reframer>),
     H264Passthrough(Box<H264Passthrough>),
-    Opus,
+    /// Audio whose every packet is a frame (Opus, G.711): passed through as it is.
+    Frames,
 }
 
 /// How H.264 from this publisher is handled.
@@ -61,7 +62,7 @@ impl Ingest {
                     (Codec::H264(_), H264Mode::Passthrough) => {
                         TrackIngest::H264Passthrough(Box::default())
                     }
-                    (Codec::Opus { .. }, _) => TrackIngest::Opus,
+                    (Codec::Opus { .. } | Codec::G711(_), _) => TrackIngest::Frames,
                 };
                 Some((idx, ingest))
             })
@@ -100,7 +101,7 @@ impl Ingest {
         let track = *track;
         self.out.clear();
         let res = match state {
-            TrackIngest::Opus => {
+            TrackIngest::Frames => {
                 self.hub.write(Packet {
                     track,
                     timestamp: pkt.timestamp,

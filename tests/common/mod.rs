@@ -189,6 +189,10 @@ pub struct Au {
 pub struct Received {
     pub packets: u64,
     pub audio_packets: u64,
+    /// The audio packets' payload type (111 Opus, 0 PCMU, 8 PCMA in our offers).
+    pub audio_pt: Option<u8>,
+    /// The first audio payloads, concatenated (up to 64 KB): enough to measure a tone.
+    pub audio_payload: Vec<u8>,
     pub seq_gaps: u64,
     pub max_payload: usize,
     pub aus: Vec<Au>,
@@ -314,6 +318,8 @@ pub struct ViewerOptions {
     /// Offer `a=setup:passive` (as ffmpeg's WHIP muxer does), so the server is the DTLS
     /// client; the `webrtc` crate then takes the server role from the answer's `active`.
     pub passive: bool,
+    /// Offer G.711 (PCMU/8000 and PCMA/8000, as browsers do) after Opus.
+    pub g711: bool,
 }
 
 impl Default for ViewerOptions {
@@ -329,6 +335,7 @@ impl Default for ViewerOptions {
             authorization: None,
             wrong_fingerprint: false,
             passive: false,
+            g711: false,
         }
     }
 }
@@ -368,6 +375,25 @@ impl Viewer {
             RTPCodecType::Audio,
         )
         .expect("codec");
+        if opts.g711 {
+            for (mime, pt) in [("audio/PCMU", 0), ("audio/PCMA", 8)] {
+                m.register_codec(
+                    RTCRtpCodecParameters {
+                        capability: RTCRtpCodecCapability {
+                            mime_type: mime.into(),
+                            clock_rate: 8000,
+                            channels: 1,
+                            sdp_fmtp_line: String::new(),
+                            rtcp_feedback: vec![],
+                        },
+                        payload_type: pt,
+                        ..Default::default()
+                    },
+                    RTPCodecType::Audio,
+                )
+                .expect("codec");
+            }
+        }
         let registry =
             register_default_interceptors(Registry::new(), &mut m).expect("interceptors");
 
@@ -441,6 +467,10 @@ impl Viewer {
                             r.on_video(&pkt, &mut depack);
                         } else {
                             r.audio_packets += 1;
+                            r.audio_pt.get_or_insert(pkt.header.payload_type);
+                            if r.audio_payload.len() < 64 * 1024 {
+                                r.audio_payload.extend_from_slice(&pkt.payload);
+                            }
                         }
                     }
                     if video {

@@ -1,4 +1,3 @@
-
 use super::params::{has_chroma_fields, nal_to_rbsp, SPROP_BASE64};
 use super::*;
 use base64::Engine as _;

@@ -16,8 +16,7 @@ use super::server::{ConnInfo, RtspServer, SessionInfo, UdpRoute};
 use super::transport::{parse_transport, Lower, TransportSpec};
 use super::url::{match_control, path_of_url, split_control};
 use crate::auth::{gate, Action, Auth, AuthRequest, Credentials, Protocol};
-use crate::codec::h264::ParamSets;
-use crate::codec::sdp::{build_describe, parse_media, MediaDesc, MediaKind};
+use crate::codec::sdp::{build_describe, parse_media, MediaDesc};
 use crate::config::RtspTransport;
 use crate::media::rtp;
 use crate::path::{Hub, PathError, Publisher, Track};
@@ -349,45 +348,21 @@ impl Connection {
                 ),
             ));
         }
-        let mut tracks = Vec::new();
-        let mut media_to_track = Vec::with_capacity(medias.len());
-        for (i, m) in medias.iter().enumerate() {
-            let track = match (&m.kind, m.codec.as_str()) {
-                (MediaKind::Video, "H264") => {
-                    let params = match m.fmtp_param("sprop-parameter-sets") {
-                        Some(s) => ParamSets::from_sprop(s).unwrap_or_else(|e| {
-                            warn!(path, error = %e, "ignoring broken sprop-parameter-sets; waiting for in-band SPS/PPS");
-                            ParamSets::default()
-                        }),
-                        None => ParamSets::default(),
-                    };
-                    Some(Track::h264(params))
-                }
-                (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
-                    Some(Track::opus(m.channels.unwrap_or(2)))
-                }
-                _ => {
-                    warn!(path, media = i, codec = %m.codec, kind = m.kind.as_str(), "ignoring a track hubcast does not carry (H.264 and Opus only)");
-                    None
-                }
-            };
-            // One track of each kind: WebRTC readers get one video and one audio.
-            let dup = track
-                .as_ref()
-                .is_some_and(|t| tracks.iter().any(|x: &Track| x.is_video() == t.is_video()));
-            match track {
-                Some(t) if !dup => {
-                    media_to_track.push(Some(tracks.len() as u8));
-                    tracks.push(t);
-                }
-                _ => media_to_track.push(None),
-            }
+        let crate::codec::Selection {
+            tracks,
+            media_to_track,
+            notes,
+        } = crate::codec::select_tracks(&medias);
+        for (media, note) in &notes {
+            warn!(path, media, "{note}");
         }
         if tracks.is_empty() {
             return Err(text(
                 406,
-                "the SDP has no H.264 or Opus track; hubcast carries H.264 video and Opus audio"
-                    .into(),
+                format!(
+                    "the SDP has no track hubcast carries ({})",
+                    crate::codec::CARRIED
+                ),
             ));
         }
         match self.server.paths.held(&path) {

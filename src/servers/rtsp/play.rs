@@ -11,14 +11,15 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
-use crate::codec::sdp::{MediaDesc, MediaKind};
+use crate::codec::sdp::MediaDesc;
 use crate::path::{Codec, Packet, Reader, Track};
 
-/// Payload types in our DESCRIBE: one per track, by index.
+/// Payload types in our DESCRIBE: static ones where the codec has one.
 pub fn payload_type(track: &Track) -> u8 {
     match track.codec {
         Codec::H264(_) => 96,
         Codec::Opus { .. } => 97,
+        Codec::G711(law) => law.static_payload_type(),
     }
 }
 
@@ -26,35 +27,7 @@ pub fn payload_type(track: &Track) -> u8 {
 pub fn describe_medias(tracks: &[Track]) -> Vec<MediaDesc> {
     tracks
         .iter()
-        .map(|t| match &t.codec {
-            Codec::H264(params) => {
-                let mut fmtp = vec![("packetization-mode".to_string(), "1".to_string())];
-                if let Some(sprop) = params.to_sprop() {
-                    fmtp.push(("sprop-parameter-sets".into(), sprop));
-                }
-                if let Some(plid) = params.profile_level_id() {
-                    fmtp.push(("profile-level-id".into(), plid));
-                }
-                MediaDesc {
-                    kind: MediaKind::Video,
-                    payload_type: payload_type(t),
-                    codec: "H264".into(),
-                    clock_rate: 90_000,
-                    channels: None,
-                    fmtp,
-                    control: None,
-                }
-            }
-            Codec::Opus { channels } => MediaDesc {
-                kind: MediaKind::Audio,
-                payload_type: payload_type(t),
-                codec: "OPUS".into(),
-                clock_rate: 48_000,
-                channels: Some((*channels).max(2)),
-                fmtp: vec![("sprop-stereo".into(), u8::from(*channels > 1).to_string())],
-                control: None,
-            },
-        })
+        .map(|t| crate::codec::sdp_for_track(t, payload_type(t)))
         .collect()
 }
 

@@ -286,6 +286,25 @@ pub fn choose_opus(media: &OfferMedia) -> Option<&OfferCodec> {
         .find(|c| c.is("opus") && c.clock_rate == 48_000)
 }
 
+/// The offer's G.711 of that law at 8 kHz (RFC 3551), if any.
+pub fn choose_g711(media: &OfferMedia, law: crate::codec::g711::Law) -> Option<&OfferCodec> {
+    media
+        .codecs
+        .iter()
+        .find(|c| c.is(law.encoding()) && c.clock_rate == crate::codec::g711::CLOCK_RATE)
+}
+
+/// The first audio codec of the offer a WHIP publisher may send: Opus, else G.711.
+pub fn choose_publisher_audio(media: &OfferMedia) -> Option<(&OfferCodec, crate::codec::Track)> {
+    use crate::codec::{g711::Law, Track};
+    if let Some(c) = choose_opus(media) {
+        return Some((c, Track::opus(2)));
+    }
+    [Law::Mu, Law::A]
+        .into_iter()
+        .find_map(|law| choose_g711(media, law).map(|c| (c, Track::g711(law))))
+}
+
 /// The H.264 payload type to answer with for a stream with `source_plid` (None: not known
 /// yet), and the profile-level-id to put in the answer. Only packetization-mode=1.
 pub fn choose_h264<'a>(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_h264, choose_opus, Direction, OfferTransport};
+use super::sdp::{choose_g711, choose_h264, choose_opus, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -49,7 +49,7 @@ impl WebrtcServer {
         for track in &tracks {
             let (kind, source_plid) = match &track.codec {
                 Codec::H264(params) => ("video", params.profile_level_id()),
-                Codec::Opus { .. } => ("audio", None),
+                Codec::Opus { .. } | Codec::G711(_) => ("audio", None),
             };
             let chosen = sections.iter_mut().find_map(|sec| {
                 let m = sec.offer;
@@ -66,7 +66,10 @@ impl WebrtcServer {
                     c.fmtp = answer::with_plid(&c.fmtp, &plid);
                     c
                 } else {
-                    choose_opus(m)?.clone()
+                    match track.codec {
+                        Codec::G711(law) => choose_g711(m, law)?.clone(),
+                        _ => choose_opus(m)?.clone(),
+                    }
                 };
                 Some((sec, codec))
             });
@@ -76,6 +79,11 @@ impl WebrtcServer {
                     reasons.push(format!(
                         "the stream is H.264 (profile-level-id {}) but the offer has no receiving video section with H.264 packetization-mode=1 that can decode it",
                         source_plid.as_deref().unwrap_or("unknown")
+                    ));
+                } else {
+                    reasons.push(format!(
+                        "the stream's audio is {} but the offer has no receiving audio section with it",
+                        track.name()
                     ));
                 }
                 continue;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_h264, choose_opus, Direction, OfferTransport};
+use super::sdp::{choose_h264, choose_publisher_audio, Direction, OfferTransport};
 use super::session::{Session, SessionKind};
 use super::transport::rtcp::{self, ReceivedStats};
 use super::transport::{udp, PeerRx};
@@ -44,19 +44,21 @@ impl WebrtcServer {
                 if !usable {
                     return None;
                 }
-                let codec = if kind == "video" {
-                    choose_h264(m, None)?.0.clone()
+                let (codec, track) = if kind == "video" {
+                    (
+                        choose_h264(m, None)?.0.clone(),
+                        Track::h264(Default::default()),
+                    )
                 } else {
-                    choose_opus(m)?.clone()
+                    let (c, t) = choose_publisher_audio(m)?;
+                    (c.clone(), t)
                 };
-                Some((sec, codec))
+                Some((sec, codec, track))
             });
-            let Some((sec, codec)) = chosen else { continue };
-            tracks.push(if kind == "video" {
-                Track::h264(Default::default())
-            } else {
-                Track::opus(2)
-            });
+            let Some((sec, codec, track)) = chosen else {
+                continue;
+            };
+            tracks.push(track);
             payload_types.push(codec.payload_type);
             sec.accepted = Some(Accepted {
                 codec,
@@ -65,9 +67,10 @@ impl WebrtcServer {
             });
         }
         if tracks.is_empty() {
-            return Err(HttpError::NotAcceptable(
-                "the offer has no usable track: hubcast takes H.264 video (packetization-mode=1) and Opus audio".into(),
-            ));
+            return Err(HttpError::NotAcceptable(format!(
+                "the offer has no usable track: hubcast takes {} (H.264 with packetization-mode=1)",
+                crate::codec::CARRIED
+            )));
         }
         // Claim the path first: a busy path is refused before any WebRTC work. The claim
         // holds against later publishers only once DTLS is done.

@@ -1,0 +1,134 @@
+//! Codecs beyond H.264 and Opus, end to end with real peers: a camera's G.711 (µ-law and
+//! A-law), pushed by ffmpeg over RTSP, reaches WHEP viewers as the same tone and RTSP
+//! readers as the same codec.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::process::Command;
+
+/// ITU-T G.711 µ-law and A-law expansion to 16-bit linear.
+fn ulaw(b: u8) -> i16 {
+    let b = !b;
+    let t = ((i32::from(b & 0x0f) << 3) + 0x84) << ((b & 0x70) >> 4);
+    (if b & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
+}
+
+fn alaw(b: u8) -> i16 {
+    let b = b ^ 0x55;
+    let seg = (b & 0x70) >> 4;
+    let mut t = i32::from(b & 0x0f) << 4;
+    t = match seg {
+        0 => t + 8,
+        1 => t + 0x108,
+        _ => (t + 0x108) << (seg - 1),
+    };
+    (if b & 0x80 != 0 { t } else { -t }) as i16
+}
+
+/// The frequency of a tone from its zero crossings.
+fn pitch(samples: &[i16], rate: f64) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
+}
+
+fn push_g711(url: &str, codec: &str) -> tokio::process::Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"])
+        .args(X264)
+        .args(["-g", "30", "-c:a", codec, "-ar", "8000", "-ac", "1"])
+        .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g711_from_a_camera_reaches_whep_and_rtsp_readers() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    for (codec, pt, expand) in [
+        ("pcm_mulaw", 0u8, ulaw as fn(u8) -> i16),
+        ("pcm_alaw", 8, alaw),
+    ] {
+        let path = format!("cam_{codec}");
+        let mut ff = push_g711(&rtsp_url(&server, &path), codec);
+        wait_stream(&server, &path, Duration::from_secs(15)).await;
+
+        // A WHEP viewer that offers G.711 after Opus, as browsers do, gets the path's law.
+        let opts = ViewerOptions {
+            g711: true,
+            ..Default::default()
+        };
+        let mut v = Viewer::connect(&whep_url(&server, &path), opts)
+            .await
+            .expect("WHEP with G.711 offered");
+        assert!(v.wait_connected(Duration::from_secs(10)).await);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        v.snapshot(|r| {
+            assert_eq!(r.audio_pt, Some(pt), "{codec}: payload type of the audio");
+            assert!(r.aus.len() >= 30, "{codec}: {} video frames", r.aus.len());
+            let samples: Vec<i16> = r.audio_payload.iter().map(|&b| expand(b)).collect();
+            assert!(samples.len() >= 8000, "{codec}: {} samples", samples.len());
+            let hz = pitch(&samples, 8000.0);
+            eprintln!(
+                "{codec} over WHEP: {} samples, tone at {hz:.0} Hz",
+                samples.len()
+            );
+            assert!((hz - 440.0).abs() < 15.0, "{codec}: tone at {hz:.1} Hz");
+        });
+        v.close().await;
+
+        // A viewer that offers Opus only: video alone, the audio is left out.
+        let mut opus_only = Viewer::connect(&whep_url(&server, &path), ViewerOptions::default())
+            .await
+            .expect("WHEP without G.711 still gets video");
+        assert!(opus_only.wait_connected(Duration::from_secs(10)).await);
+        opus_only.close().await;
+
+        // ffprobe reads the codec back over RTSP, and ffmpeg decodes 3 s without an error.
+        let url = rtsp_url(&server, &path);
+        let args = [
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels",
+            "-of",
+            "csv=p=0",
+            url.as_str(),
+        ];
+        let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
+        let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(probed, format!("{codec},8000,1"), "ffprobe over RTSP");
+        let args = [
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-t",
+            "3",
+            "-f",
+            "null",
+            "-",
+        ];
+        let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
+        let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(errors.is_empty(), "{codec} decode errors: {errors}");
+        let _ = ff.kill().await;
+    }
+    server.shutdown();
+}
