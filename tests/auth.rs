@@ -20,6 +20,19 @@ fn config(yaml: &str) -> hubcast::Config {
     hubcast::Config::from_yaml_str(&format!("{LISTENERS}{yaml}")).expect("test config")
 }
 
+/// ffmpeg publishing path `live` as user `pub` (password `secret`), once the path is up.
+async fn push_live(server: &hubcast::Server) -> Ffmpeg {
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let live = Ffmpeg::push(
+        &format!("rtsp://pub:secret@{rtsp}/live"),
+        RtspTransport::Tcp,
+        30,
+        false,
+    );
+    wait_stream(server, "live", Duration::from_secs(15)).await;
+    live
+}
+
 fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
@@ -79,13 +92,7 @@ async fn internal_users_basic_digest_admin_ips_and_slowdown() {
 
     // A healthy viewer (with credentials) watches while everything below hits the server.
     let rtsp = server.addrs.rtsp.expect("rtsp");
-    let live = Ffmpeg::push(
-        &format!("rtsp://pub:secret@{rtsp}/live"),
-        RtspTransport::Tcp,
-        30,
-        false,
-    );
-    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let live = push_live(&server).await;
     let opts = ViewerOptions {
         authorization: Some(basic("viewer", "view")),
         ..Default::default()
@@ -619,13 +626,7 @@ async fn a_reload_that_removes_a_user_refuses_its_open_rtsp_connection() {
     };
     let server = start(users("viewer")).await;
     let rtsp = server.addrs.rtsp.expect("rtsp");
-    let live = Ffmpeg::push(
-        &format!("rtsp://pub:secret@{rtsp}/live"),
-        RtspTransport::Tcp,
-        30,
-        false,
-    );
-    wait_stream(&server, "live", Duration::from_secs(15)).await;
+    let live = push_live(&server).await;
     let url = format!("rtsp://{rtsp}/live");
     let creds = basic("viewer", "view");
     let mut client = RawPublisher::connect(rtsp).await;

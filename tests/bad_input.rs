@@ -359,3 +359,51 @@ async fn rtsp_slow_requests_and_connection_floods_are_bounded() {
     ff.stop().await;
     server.shutdown();
 }
+
+/// A publisher that pipelines requests and never reads the replies: the server's writes
+/// block, and used to block for ever, out of reach of readTimeout. Now a reply not written
+/// within writeTimeout ends the connection, and the path is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_client_that_stops_reading_loses_its_path() {
+    let _heavy = HEAVY.lock().await;
+    let mut config = test_config();
+    config.read_timeout = Duration::from_secs(2);
+    config.write_timeout = Duration::from_secs(2);
+    let server = start(config).await;
+    let rtsp = server.addrs.rtsp.expect("rtsp");
+    let url = rtsp_url(&server, "stuck");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stuck = RawPublisher::over(socket.connect(rtsp).await.expect("connect"));
+    stuck.start(&url, H264_SDP).await.expect("RECORD");
+    let session = {
+        let (_, r) = stuck.request("GET_PARAMETER", &url, &[], "").await;
+        r.lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
+            .expect("session")
+    };
+    // 150,000 requests (12 MB): their replies outgrow any socket buffer, and none is read.
+    // The write gives up once both sides' buffers are full.
+    let one = format!("GET_PARAMETER {url} RTSP/1.0\r\nCSeq: 9\r\nSession: {session}\r\n\r\n");
+    let flood = one.repeat(150_000);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncWriteExt::write_all(&mut stuck.stream, flood.as_bytes()),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut freed = None;
+    while started.elapsed() < Duration::from_secs(15) {
+        let mut next = RawPublisher::connect(rtsp).await;
+        if next.start(&url, H264_SDP).await.is_ok() {
+            freed = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let freed = freed.expect("a client that stopped reading held its path");
+    eprintln!("a publisher that stopped reading lost its path {freed:?} after its flood");
+    drop(stuck);
+    server.shutdown();
+}

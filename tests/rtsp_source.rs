@@ -332,8 +332,9 @@ async fn broken_cameras_fail_clearly_and_hurt_nobody() {
         "{reason}"
     );
     assert!(
-        wait_until(Duration::from_secs(8), || failed("vp8")
-            .is_some_and(|r| r.contains("no H.264")))
+        wait_until(Duration::from_secs(8), || failed("vp8").is_some_and(|r| r
+            .contains("no track hubcast carries")
+            && r.contains("VP8")))
         .await,
         "vp8: {:?}",
         failed("vp8")

@@ -640,8 +640,13 @@ pub const H264_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP
 
 impl RawPublisher {
     pub async fn connect(addr: SocketAddr) -> RawPublisher {
+        RawPublisher::over(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// Over a connection the caller set up (socket options, a local address).
+    pub fn over(stream: TcpStream) -> RawPublisher {
         RawPublisher {
-            stream: TcpStream::connect(addr).await.expect("connect"),
+            stream,
             cseq: 0,
             session: None,
         }
