@@ -1,6 +1,6 @@
 //! Codecs beyond H.264 and Opus, end to end with real peers: a camera's G.711 (µ-law and
-//! A-law), pushed by ffmpeg over RTSP, reaches WHEP viewers as the same tone and RTSP
-//! readers as the same codec.
+//! A-law) and G.722, pushed by ffmpeg over RTSP, reach WHEP viewers as the same tone and
+//! RTSP readers as the same codec.
 
 mod common;
 
@@ -37,13 +37,18 @@ fn pitch(samples: &[i16], rate: f64) -> f64 {
     crossings as f64 / 2.0 / (samples.len() as f64 / rate)
 }
 
-fn push_g711(url: &str, codec: &str) -> tokio::process::Child {
+fn push_audio(url: &str, codec: &str, rate: &str) -> tokio::process::Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:sample_rate={rate}"),
+        ])
         .args(X264)
-        .args(["-g", "30", "-c:a", codec, "-ar", "8000", "-ac", "1"])
+        .args(["-g", "30", "-c:a", codec, "-ar", rate, "-ac", "1"])
         .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -60,12 +65,12 @@ async fn g711_from_a_camera_reaches_whep_and_rtsp_readers() {
         ("pcm_alaw", 8, alaw),
     ] {
         let path = format!("cam_{codec}");
-        let mut ff = push_g711(&rtsp_url(&server, &path), codec);
+        let mut ff = push_audio(&rtsp_url(&server, &path), codec, "8000");
         wait_stream(&server, &path, Duration::from_secs(15)).await;
 
         // A WHEP viewer that offers G.711 after Opus, as browsers do, gets the path's law.
         let opts = ViewerOptions {
-            g711: true,
+            static_audio: true,
             ..Default::default()
         };
         let mut v = Viewer::connect(&whep_url(&server, &path), opts)
@@ -130,5 +135,90 @@ async fn g711_from_a_camera_reaches_whep_and_rtsp_readers() {
         assert!(errors.is_empty(), "{codec} decode errors: {errors}");
         let _ = ff.kill().await;
     }
+    server.shutdown();
+}
+
+/// Decodes raw G.722 with ffmpeg into 16 kHz samples.
+async fn decode_g722(payload: &[u8]) -> Vec<i16> {
+    let file = std::env::temp_dir().join(format!("hubcast-g722-{}.raw", std::process::id()));
+    std::fs::write(&file, payload).expect("write");
+    let file = file.to_string_lossy().to_string();
+    let args = [
+        "-v", "error", "-f", "g722", "-i", &file, "-f", "s16le", "-ac", "1", "-ar", "16000",
+        "pipe:1",
+    ];
+    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(20)).await;
+    let _ = std::fs::remove_file(&file);
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_from_a_camera_reaches_whep_and_rtsp_readers() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let mut ff = push_audio(&rtsp_url(&server, "cam"), "g722", "16000");
+    wait_stream(&server, "cam", Duration::from_secs(15)).await;
+    let opts = ViewerOptions {
+        static_audio: true,
+        ..Default::default()
+    };
+    let mut v = Viewer::connect(&whep_url(&server, "cam"), opts)
+        .await
+        .expect("WHEP with G.722 offered");
+    assert!(v.wait_connected(Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let payload = v.snapshot(|r| {
+        assert_eq!(r.audio_pt, Some(9), "G.722's static payload type");
+        assert!(r.aus.len() >= 30, "{} video frames", r.aus.len());
+        r.audio_payload.clone()
+    });
+    v.close().await;
+    // What the viewer received, decoded by ffmpeg: the same tone.
+    let samples = decode_g722(&payload).await;
+    assert!(samples.len() >= 16_000, "{} samples", samples.len());
+    let hz = pitch(&samples[1600..], 16_000.0);
+    eprintln!(
+        "G.722 over WHEP: {} samples, tone at {hz:.0} Hz",
+        samples.len()
+    );
+    assert!((hz - 440.0).abs() < 15.0, "tone at {hz:.1} Hz");
+
+    let url = rtsp_url(&server, "cam");
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=codec_name,sample_rate,channels",
+        "-of",
+        "csv=p=0",
+        url.as_str(),
+    ];
+    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
+    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(probed, "adpcm_g722,16000,1", "ffprobe over RTSP");
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        &url,
+        "-t",
+        "3",
+        "-f",
+        "null",
+        "-",
+    ];
+    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(errors.is_empty(), "G.722 decode errors: {errors}");
+    let _ = ff.kill().await;
     server.shutdown();
 }

@@ -3,6 +3,7 @@
 //! RTSP ANNOUNCE, pulled RTSP sources and RTSP DESCRIBE all go through here.
 
 pub mod g711;
+pub mod g722;
 pub mod h264;
 pub mod sdp;
 
@@ -18,6 +19,8 @@ pub enum Codec {
     },
     /// G.711 (RFC 3551 4.5.14): 8 kHz mono, one frame per packet.
     G711(g711::Law),
+    /// G.722 (RFC 3551 4.5.2): 16 kHz mono on an 8 kHz RTP clock.
+    G722,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,13 @@ impl Track {
         }
     }
 
+    pub fn g722() -> Self {
+        Track {
+            codec: Codec::G722,
+            clock_rate: g722::CLOCK_RATE,
+        }
+    }
+
     pub fn is_video(&self) -> bool {
         matches!(self.codec, Codec::H264(_))
     }
@@ -58,6 +68,7 @@ impl Track {
             Codec::H264(_) => "H264",
             Codec::Opus { .. } => "Opus",
             Codec::G711(_) => "G711",
+            Codec::G722 => "G722",
         }
     }
 
@@ -67,12 +78,13 @@ impl Track {
             Codec::H264(_) => "H.264",
             Codec::Opus { .. } => "Opus",
             Codec::G711(law) => law.name(),
+            Codec::G722 => "G.722",
         }
     }
 }
 
 /// The codecs tracks can be made of, for messages.
-pub const CARRIED: &str = "H.264 video, and Opus or G.711 (PCMU/PCMA) audio";
+pub const CARRIED: &str = "H.264 video, and Opus, G.711 (PCMU/PCMA) or G.722 audio";
 
 /// Why a media description does not become a track.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +115,11 @@ pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), Trac
         }),
         (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
             Ok((Track::opus(m.channels.unwrap_or(2)), None))
+        }
+        (MediaKind::Audio, g722::ENCODING)
+            if m.clock_rate == g722::CLOCK_RATE && m.channels.unwrap_or(1) == 1 =>
+        {
+            Ok((Track::g722(), None))
         }
         (MediaKind::Audio, name) if m.clock_rate == g711::CLOCK_RATE => {
             match g711::Law::from_encoding(name) {
@@ -195,6 +212,15 @@ pub fn sdp_for_track(t: &Track, pt: u8) -> MediaDesc {
             payload_type: law.static_payload_type(),
             codec: law.encoding().into(),
             clock_rate: g711::CLOCK_RATE,
+            channels: Some(1),
+            fmtp: Vec::new(),
+            control: None,
+        },
+        Codec::G722 => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: g722::STATIC_PAYLOAD_TYPE,
+            codec: g722::ENCODING.into(),
+            clock_rate: g722::CLOCK_RATE,
             channels: Some(1),
             fmtp: Vec::new(),
             control: None,

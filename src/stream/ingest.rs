@@ -17,7 +17,7 @@ enum TrackIngest {
     // Boxed: the H.264 state would otherwise make every audio track as large.
     H264(Box<Reframer>),
     H264Passthrough(Box<H264Passthrough>),
-    /// Audio whose every packet is a frame (Opus, G.711): passed through as it is.
+    /// Audio whose every packet is a frame (Opus, G.711, G.722): passed through as it is.
     Frames,
 }
 
@@ -62,7 +62,7 @@ impl Ingest {
                     (Codec::H264(_), H264Mode::Passthrough) => {
                         TrackIngest::H264Passthrough(Box::default())
                     }
-                    (Codec::Opus { .. } | Codec::G711(_), _) => TrackIngest::Frames,
+                    (Codec::Opus { .. } | Codec::G711(_) | Codec::G722, _) => TrackIngest::Frames,
                 };
                 Some((idx, ingest))
             })

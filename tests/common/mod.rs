@@ -318,8 +318,8 @@ pub struct ViewerOptions {
     /// Offer `a=setup:passive` (as ffmpeg's WHIP muxer does), so the server is the DTLS
     /// client; the `webrtc` crate then takes the server role from the answer's `active`.
     pub passive: bool,
-    /// Offer G.711 (PCMU/8000 and PCMA/8000, as browsers do) after Opus.
-    pub g711: bool,
+    /// Offer G.722/8000, PCMU/8000 and PCMA/8000 after Opus, as browsers do.
+    pub static_audio: bool,
 }
 
 impl Default for ViewerOptions {
@@ -335,7 +335,7 @@ impl Default for ViewerOptions {
             authorization: None,
             wrong_fingerprint: false,
             passive: false,
-            g711: false,
+            static_audio: false,
         }
     }
 }
@@ -375,8 +375,8 @@ impl Viewer {
             RTPCodecType::Audio,
         )
         .expect("codec");
-        if opts.g711 {
-            for (mime, pt) in [("audio/PCMU", 0), ("audio/PCMA", 8)] {
+        if opts.static_audio {
+            for (mime, pt) in [("audio/G722", 9), ("audio/PCMU", 0), ("audio/PCMA", 8)] {
                 m.register_codec(
                     RTCRtpCodecParameters {
                         capability: RTCRtpCodecCapability {

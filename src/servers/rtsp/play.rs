@@ -20,6 +20,7 @@ pub fn payload_type(track: &Track) -> u8 {
         Codec::H264(_) => 96,
         Codec::Opus { .. } => 97,
         Codec::G711(law) => law.static_payload_type(),
+        Codec::G722 => crate::codec::g722::STATIC_PAYLOAD_TYPE,
     }
 }
 

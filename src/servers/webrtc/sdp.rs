@@ -294,11 +294,24 @@ pub fn choose_g711(media: &OfferMedia, law: crate::codec::g711::Law) -> Option<&
         .find(|c| c.is(law.encoding()) && c.clock_rate == crate::codec::g711::CLOCK_RATE)
 }
 
-/// The first audio codec of the offer a WHIP publisher may send: Opus, else G.711.
+/// The offer's G.722 (its RTP clock is 8000 Hz), if any.
+pub fn choose_g722(media: &OfferMedia) -> Option<&OfferCodec> {
+    use crate::codec::g722;
+    media
+        .codecs
+        .iter()
+        .find(|c| c.is(g722::ENCODING) && c.clock_rate == g722::CLOCK_RATE)
+}
+
+/// The first audio codec of the offer a WHIP publisher may send: Opus, else G.722, else
+/// G.711.
 pub fn choose_publisher_audio(media: &OfferMedia) -> Option<(&OfferCodec, crate::codec::Track)> {
     use crate::codec::{g711::Law, Track};
     if let Some(c) = choose_opus(media) {
         return Some((c, Track::opus(2)));
+    }
+    if let Some(c) = choose_g722(media) {
+        return Some((c, Track::g722()));
     }
     [Law::Mu, Law::A]
         .into_iter()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_g711, choose_h264, choose_opus, Direction, OfferTransport};
+use super::sdp::{choose_g711, choose_g722, choose_h264, choose_opus, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -49,7 +49,7 @@ impl WebrtcServer {
         for track in &tracks {
             let (kind, source_plid) = match &track.codec {
                 Codec::H264(params) => ("video", params.profile_level_id()),
-                Codec::Opus { .. } | Codec::G711(_) => ("audio", None),
+                Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => ("audio", None),
             };
             let chosen = sections.iter_mut().find_map(|sec| {
                 let m = sec.offer;
@@ -68,6 +68,7 @@ impl WebrtcServer {
                 } else {
                     match track.codec {
                         Codec::G711(law) => choose_g711(m, law)?.clone(),
+                        Codec::G722 => choose_g722(m)?.clone(),
                         _ => choose_opus(m)?.clone(),
                     }
                 };
