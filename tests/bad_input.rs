@@ -53,7 +53,10 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
     }
     let (s, _, body) = post_sdp(&url, VP8_ONLY).await;
     assert_eq!(s, 406, "{body}");
-    assert!(body.contains("H.264"), "{body}");
+    assert!(
+        body.contains("H.264") && body.contains("the offer has: VP8/90000"),
+        "the path's codec and the offered ones: {body}"
+    );
     let (s, _, body) = post_sdp(&whep_url(&server, "nothing"), CHROMIUM_WHEP).await;
     assert_eq!(s, 404, "{body}");
     let http = server.addrs.webrtc_http.expect("http");

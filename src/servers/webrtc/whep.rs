@@ -111,7 +111,23 @@ impl WebrtcServer {
             if reasons.is_empty() {
                 reasons.push("the offer has no codec the stream can be delivered in".into());
             }
-            return Err(HttpError::NotAcceptable(reasons.join("; ")));
+            // Name what was offered, once each, so the viewer's side can see the mismatch.
+            let mut offered: Vec<String> = Vec::new();
+            for c in offer.medias.iter().flat_map(|m| &m.codecs) {
+                let name = format!("{}/{}", c.name, c.clock_rate);
+                if !offered.contains(&name) && offered.len() < 16 {
+                    offered.push(name);
+                }
+            }
+            return Err(HttpError::NotAcceptable(format!(
+                "{} (the offer has: {})",
+                reasons.join("; "),
+                if offered.is_empty() {
+                    "no codec".to_string()
+                } else {
+                    offered.join(", ")
+                }
+            )));
         }
 
         let (ice, rx, answer) = self.answer(&offer.transport, &sections).await;
