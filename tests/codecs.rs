@@ -37,6 +37,46 @@ fn pitch(samples: &[i16], rate: f64) -> f64 {
     crossings as f64 / 2.0 / (samples.len() as f64 / rate)
 }
 
+/// ffprobe shows the path's audio over RTSP as `codec,rate,channels`, and ffmpeg decodes
+/// 3 s of the path without an error.
+async fn assert_reads_back(url: &str, audio: &str) {
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=codec_name,sample_rate,channels",
+        "-of",
+        "csv=p=0",
+        url,
+    ];
+    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
+    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(probed, audio, "ffprobe over RTSP");
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-t",
+        "3",
+        "-f",
+        "null",
+        "-",
+    ];
+    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        errors.is_empty(),
+        "{audio}: decode errors over RTSP: {errors}"
+    );
+}
+
 fn push_audio(url: &str, codec: &str, rate: &str) -> tokio::process::Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
@@ -100,39 +140,7 @@ async fn g711_from_a_camera_reaches_whep_and_rtsp_readers() {
         opus_only.close().await;
 
         // ffprobe reads the codec back over RTSP, and ffmpeg decodes 3 s without an error.
-        let url = rtsp_url(&server, &path);
-        let args = [
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "stream=codec_name,sample_rate,channels",
-            "-of",
-            "csv=p=0",
-            url.as_str(),
-        ];
-        let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
-        let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(probed, format!("{codec},8000,1"), "ffprobe over RTSP");
-        let args = [
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-            "-t",
-            "3",
-            "-f",
-            "null",
-            "-",
-        ];
-        let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
-        let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        assert!(errors.is_empty(), "{codec} decode errors: {errors}");
+        assert_reads_back(&rtsp_url(&server, &path), &format!("{codec},8000,1")).await;
         let _ = ff.kill().await;
     }
     server.shutdown();
@@ -186,39 +194,7 @@ async fn g722_from_a_camera_reaches_whep_and_rtsp_readers() {
     );
     assert!((hz - 440.0).abs() < 15.0, "tone at {hz:.1} Hz");
 
-    let url = rtsp_url(&server, "cam");
-    let args = [
-        "-v",
-        "error",
-        "-rtsp_transport",
-        "tcp",
-        "-select_streams",
-        "a:0",
-        "-show_entries",
-        "stream=codec_name,sample_rate,channels",
-        "-of",
-        "csv=p=0",
-        url.as_str(),
-    ];
-    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
-    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(probed, "adpcm_g722,16000,1", "ffprobe over RTSP");
-    let args = [
-        "-v",
-        "error",
-        "-rtsp_transport",
-        "tcp",
-        "-i",
-        &url,
-        "-t",
-        "3",
-        "-f",
-        "null",
-        "-",
-    ];
-    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
-    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(errors.is_empty(), "G.722 decode errors: {errors}");
+    assert_reads_back(&rtsp_url(&server, "cam"), "adpcm_g722,16000,1").await;
     let _ = ff.kill().await;
     server.shutdown();
 }
