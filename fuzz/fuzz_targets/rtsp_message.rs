@@ -160,6 +160,22 @@ fn check_describe_round_trip(medias: &[hubcast::codec::sdp::MediaDesc]) {
         Ok(again) => assert_eq!(again.len(), medias.len(), "{text}"),
         Err(e) => panic!("our DESCRIBE answer does not parse: {e}\n{text}"),
     }
+    // The codec registry: at most one video and one audio track, and each track the
+    // selection keeps is described back (as a reader's DESCRIBE would) to the same track.
+    let sel = hubcast::codec::select_tracks(medias);
+    assert_eq!(sel.media_to_track.len(), medias.len());
+    assert!(sel.tracks.iter().filter(|t| t.is_video()).count() <= 1);
+    assert!(sel.tracks.iter().filter(|t| !t.is_video()).count() <= 1);
+    for t in &sel.tracks {
+        let desc = hubcast::codec::sdp_for_track(t, 96);
+        let again = hubcast::codec::track_from_sdp(&desc).map(|(t, _)| t);
+        match (&t.codec, again) {
+            // In-band parameter sets may differ from what was in the SDP; the codec holds.
+            (hubcast::codec::Codec::H264(_), Ok(a)) => assert!(a.is_video()),
+            (_, Ok(a)) => assert_eq!(&a, t),
+            (_, Err(e)) => panic!("{t:?} describes to {desc:?}, which is refused: {e}"),
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
