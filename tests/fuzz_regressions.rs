@@ -123,3 +123,27 @@ fn rtcp_with_a_short_nack_is_walked_without_panic() {
     }
     assert!(refused > 0, "the malformed packet is an error");
 }
+
+/// fuzz target `rtsp_message`: an ANNOUNCE with `opus/48000/1` made a mono track, which our
+/// DESCRIBE wrote as `OPUS/48000/2` with `sprop-stereo=0` (as RFC 7587 wants) and which
+/// read back as stereo. Fixed in `codec::track_from_sdp`: `sprop-stereo=0` means mono too.
+#[test]
+fn a_mono_opus_track_describes_back_to_mono() {
+    use hubcast::codec::{sdp::parse_media, sdp_for_track, track_from_sdp, Codec};
+    // The ANNOUNCE body of fuzz/findings/rtsp_message-opus-mono-describe.bin, cut to its
+    // audio media.
+    let body = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 opus/48000/1\r\n";
+    let medias = parse_media(body.as_bytes()).expect("SDP");
+    let audio = medias
+        .iter()
+        .find_map(|m| {
+            track_from_sdp(m)
+                .ok()
+                .map(|(t, _)| t)
+                .filter(|t| !t.is_video())
+        })
+        .expect("an Opus track");
+    assert_eq!(audio.codec, Codec::Opus { channels: 1 });
+    let again = track_from_sdp(&sdp_for_track(&audio, 97)).map(|(t, _)| t);
+    assert_eq!(again, Ok(audio));
+}

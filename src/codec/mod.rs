@@ -114,7 +114,11 @@ pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), Trac
             },
         }),
         (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
-            Ok((Track::opus(m.channels.unwrap_or(2)), None))
+            // RFC 7587 7: the rtpmap always says 2 channels; mono is `sprop-stereo=0` (some
+            // senders write `/1` instead). Read both ways, so a DESCRIBE of a mono track
+            // (`/2`, `sprop-stereo=0`) reads back as mono.
+            let mono = m.channels == Some(1) || m.fmtp_param("sprop-stereo") == Some("0");
+            Ok((Track::opus(if mono { 1 } else { 2 }), None))
         }
         (MediaKind::Audio, g722::ENCODING)
             if m.clock_rate == g722::CLOCK_RATE && m.channels.unwrap_or(1) == 1 =>
@@ -261,6 +265,7 @@ mod tests {
     fn tracks_describe_back_to_themselves() {
         for t in [
             Track::opus(2),
+            Track::opus(1),
             Track::g711(g711::Law::Mu),
             Track::g711(g711::Law::A),
         ] {
