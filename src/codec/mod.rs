@@ -62,6 +62,16 @@ impl Track {
         matches!(self.codec, Codec::H264(_))
     }
 
+    /// The rtpmap encoding name an SDP offer or answer uses for this codec.
+    pub fn encoding(&self) -> &'static str {
+        match &self.codec {
+            Codec::H264(_) => "H264",
+            Codec::Opus { .. } => "opus",
+            Codec::G711(law) => law.encoding(),
+            Codec::G722 => g722::ENCODING,
+        }
+    }
+
     /// The codec's name in the control API, as MediaMTX spells it.
     pub fn api_name(&self) -> &'static str {
         match &self.codec {

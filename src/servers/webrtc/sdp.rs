@@ -4,6 +4,8 @@ use std::io::Cursor;
 
 use sdp::description::session::SessionDescription;
 
+use crate::codec::Track;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OfferError {
     #[error("malformed SDP offer: {0}")]
@@ -278,44 +280,27 @@ fn decodes(decoder: H264Profile, stream: H264Profile) -> bool {
     }
 }
 
-/// The offer's Opus at 48 kHz, if any.
-pub fn choose_opus(media: &OfferMedia) -> Option<&OfferCodec> {
+/// The offer's codec for an audio track: same encoding name and RTP clock (Opus at 48 kHz,
+/// G.711 and G.722 at 8 kHz), if any.
+pub fn choose_audio<'a>(media: &'a OfferMedia, track: &Track) -> Option<&'a OfferCodec> {
     media
         .codecs
         .iter()
-        .find(|c| c.is("opus") && c.clock_rate == 48_000)
-}
-
-/// The offer's G.711 of that law at 8 kHz (RFC 3551), if any.
-pub fn choose_g711(media: &OfferMedia, law: crate::codec::g711::Law) -> Option<&OfferCodec> {
-    media
-        .codecs
-        .iter()
-        .find(|c| c.is(law.encoding()) && c.clock_rate == crate::codec::g711::CLOCK_RATE)
-}
-
-/// The offer's G.722 (its RTP clock is 8000 Hz), if any.
-pub fn choose_g722(media: &OfferMedia) -> Option<&OfferCodec> {
-    use crate::codec::g722;
-    media
-        .codecs
-        .iter()
-        .find(|c| c.is(g722::ENCODING) && c.clock_rate == g722::CLOCK_RATE)
+        .find(|c| c.is(track.encoding()) && c.clock_rate == track.clock_rate)
 }
 
 /// The first audio codec of the offer a WHIP publisher may send: Opus, else G.722, else
 /// G.711.
-pub fn choose_publisher_audio(media: &OfferMedia) -> Option<(&OfferCodec, crate::codec::Track)> {
-    use crate::codec::{g711::Law, Track};
-    if let Some(c) = choose_opus(media) {
-        return Some((c, Track::opus(2)));
-    }
-    if let Some(c) = choose_g722(media) {
-        return Some((c, Track::g722()));
-    }
-    [Law::Mu, Law::A]
-        .into_iter()
-        .find_map(|law| choose_g711(media, law).map(|c| (c, Track::g711(law))))
+pub fn choose_publisher_audio(media: &OfferMedia) -> Option<(&OfferCodec, Track)> {
+    use crate::codec::g711::Law;
+    [
+        Track::opus(2),
+        Track::g722(),
+        Track::g711(Law::Mu),
+        Track::g711(Law::A),
+    ]
+    .into_iter()
+    .find_map(|t| choose_audio(media, &t).map(|c| (c, t)))
 }
 
 /// The H.264 payload type to answer with for a stream with `source_plid` (None: not known

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_g711, choose_g722, choose_h264, choose_opus, Direction, OfferTransport};
+use super::sdp::{choose_audio, choose_h264, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -66,11 +66,7 @@ impl WebrtcServer {
                     c.fmtp = answer::with_plid(&c.fmtp, &plid);
                     c
                 } else {
-                    match track.codec {
-                        Codec::G711(law) => choose_g711(m, law)?.clone(),
-                        Codec::G722 => choose_g722(m)?.clone(),
-                        _ => choose_opus(m)?.clone(),
-                    }
+                    choose_audio(m, track)?.clone()
                 };
                 Some((sec, codec))
             });
