@@ -1,4 +1,5 @@
-//! Hub fan-out cost: one 1188-byte packet written to a hub with N readers, every reader
+//! Hub fan-out cost: one unit of one 1188-byte RTP packet (a pass-through packet)
+//! written to a hub with N readers, every reader
 //! drained with `try_recv` (so no queue fills). Reported per packet per reader
 //! (`Throughput::Elements(N)`); ns per packet is the raw time.
 //!
@@ -10,7 +11,9 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hubcast::path::{Hub, Packet, Track};
+use hubcast::codec::frame::{Packetizer, RtpPayload};
+use hubcast::path::{Hub, Track, Unit};
+use hubcast::stream::unit::Payloads;
 
 fn bench(c: &mut Criterion) {
     let payload = Bytes::from(vec![0x5a; 1188]);
@@ -25,14 +28,19 @@ fn bench(c: &mut Criterion) {
                 // A keyframe every 30 packets: readers join on the first, the GOP cache stays small.
                 let keyframe = i.is_multiple_of(30);
                 i += 1;
-                hub.write(Packet {
-                    track: 0,
-                    timestamp: (i * 3000) as u32,
+                let one = Payloads::One(RtpPayload {
                     marker: true,
-                    au_start: keyframe,
-                    keyframe,
                     payload: payload.clone(),
                 });
+                hub.write(Unit::received(
+                    0,
+                    i as i64 * 3000,
+                    keyframe,
+                    keyframe,
+                    one,
+                    None,
+                    Packetizer::H264,
+                ));
                 for r in readers.iter_mut() {
                     black_box(r.try_recv());
                 }

@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hubcast::path::Packet;
+use hubcast::codec::frame::RtpPayload;
 use hubcast::servers::webrtc::srtp::{Profile, SrtpKeys, SrtpSender};
 use hubcast::servers::webrtc::transport::outbound::Outbound;
 use hubcast::servers::webrtc::transport::rtcp::RtpProtector;
@@ -78,12 +78,8 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("send_path_1188B_payload");
     g.throughput(Throughput::Elements(1));
-    let pkt = Packet {
-        track: 0,
-        timestamp: 90_000,
+    let pkt = RtpPayload {
         marker: false,
-        au_start: false,
-        keyframe: false,
         payload: Bytes::from(plain[12..].to_vec()),
     };
     for (name, profile) in [
@@ -94,7 +90,12 @@ fn bench(c: &mut Criterion) {
         let mut out = Outbound::new(0xdead_beef, 102, 90_000, 0);
         let mut buf = [0u8; 1500];
         g.bench_function(name, |b| {
-            b.iter(|| black_box(out.write(&mut buf, black_box(&pkt), &mut srtp).unwrap()))
+            b.iter(|| {
+                black_box(
+                    out.write(&mut buf, 90_000, black_box(&pkt), &mut srtp)
+                        .unwrap(),
+                )
+            })
         });
     }
     g.finish();

@@ -26,7 +26,8 @@ fn reframer_drops_nal_type_0_from_stap_a() {
     let mut out = Vec::new();
     // STAP-A: [type 0 NAL 00 aa] [P slice 41 9a 02].
     let payload = Bytes::from_static(&[0x78, 0x00, 0x02, 0x00, 0xaa, 0x00, 0x03, 0x41, 0x9a, 0x02]);
-    r.push_rtp(1, 3000, true, &payload, &mut out).unwrap();
+    r.push_rtp_as_packets(1, 3000, true, &payload, &mut out)
+        .unwrap();
     assert_depacketizable(&out);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(&out[0].payload[..], &[0x41, 0x9a, 0x02]);
@@ -41,9 +42,11 @@ fn reframer_drops_fu_a_carrying_rtp_packet_type() {
         let mut r = Reframer::new(Default::default());
         let mut out = Vec::new();
         // A P slice, then in the same access unit an FU-A (start and end) of type `inner`.
-        r.push_rtp(7, 3000, false, &slice, &mut out).unwrap();
+        r.push_rtp_as_packets(7, 3000, false, &slice, &mut out)
+            .unwrap();
         let payload = Bytes::from(vec![0x7c, 0xc0 | inner, 0x01, 0x02]);
-        r.push_rtp(8, 3000, true, &payload, &mut out).unwrap();
+        r.push_rtp_as_packets(8, 3000, true, &payload, &mut out)
+            .unwrap();
         assert_depacketizable(&out);
         assert_eq!(out.len(), 1, "type {inner}: {out:?}");
         assert_eq!(out[0].payload, slice, "type {inner}");

@@ -511,7 +511,7 @@ async fn run(
             buf.extend_from_slice(p);
             let payload = Bytes::copy_from_slice(&buf[start_hdr + 12..]);
             reframed.clear();
-            let _ = reframer.push_rtp(seq, ts, marker, &payload, &mut reframed);
+            let _ = reframer.push_rtp_as_packets(seq, ts, marker, &payload, &mut reframed);
             server_packets += reframed.len() as u64;
             seq = seq.wrapping_add(1);
             stats.rtp_bytes.fetch_add(len as u64, Ordering::Relaxed);

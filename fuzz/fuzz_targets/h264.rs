@@ -18,7 +18,7 @@
 
 use bytes::Bytes;
 use hubcast::codec::h264::{
-    nal_type, nal_type_of, packetize_au, Depacketizer, OutPacket, ParamSets, Reframer, MAX_PAYLOAD,
+    nal_type, nal_type_of, packetize_access_unit, AccessUnit, Depacketizer, OutPacket, ParamSets, Reframer, MAX_PAYLOAD,
 };
 use hubcast::codec::h264::passthrough::H264Passthrough;
 use libfuzzer_sys::fuzz_target;
@@ -134,7 +134,12 @@ fn round_trip(nals: &[Bytes], keyframe: bool) {
     };
     for &max in limits {
         out.clear();
-        packetize_au(nals, 7, keyframe, max, &mut out);
+        let au = AccessUnit {
+            timestamp: 7,
+            keyframe,
+            nals: nals.to_vec(),
+        };
+        packetize_access_unit(&au, max, &mut out);
         let mut depack = Depacketizer::new();
         let mut back = Vec::new();
         for (i, p) in out.iter().enumerate() {
@@ -173,6 +178,7 @@ fuzz_target!(|data: &[u8]| {
     let mut depack = Depacketizer::new();
     let mut reframed = Vec::new();
     let mut passed = Vec::new();
+    let mut passed_aus = Vec::new();
     let mut nals = Vec::new();
     let mut au: Vec<Bytes> = Vec::new();
     for p in &pkts {
@@ -180,13 +186,23 @@ fuzz_target!(|data: &[u8]| {
             reframer.reset();
             depack.reset();
         }
-        let _ = reframer.push_rtp(p.seq, p.ts, p.marker, &p.payload, &mut reframed);
+        let _ = reframer.push_rtp_as_packets(p.seq, p.ts, p.marker, &p.payload, &mut reframed);
         if reframer.take_params_changed() {
             check_params(reframer.params());
         }
 
         let before = passed.len();
-        let _ = passthrough.push_rtp(p.seq, p.ts, p.marker, &p.payload, &mut passed);
+        let _ = passthrough.push_rtp(
+            p.seq,
+            p.ts,
+            p.marker,
+            &p.payload,
+            &mut passed,
+            &mut passed_aus,
+        );
+        for au in passed_aus.drain(..) {
+            assert!(au.nals.iter().all(|n| !n.is_empty()));
+        }
         for o in &passed[before..] {
             assert!(o.payload.len() <= MAX_PAYLOAD, "{} bytes", o.payload.len());
         }

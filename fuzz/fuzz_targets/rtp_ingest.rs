@@ -12,7 +12,7 @@
 //! payload parsers); bit 5: feed the chunk to media 2 (not mapped to a track).
 //!
 //! Checked besides "no panic":
-//! - readers only see tracks 0 and 1, video payloads fit MAX_PAYLOAD;
+//! - readers only see tracks 0 and 1, video payloads fit each RTP format they go out in;
 //! - a reader that joined without a cached GOP (or after a discontinuity) sees video only
 //!   from a keyframe start on; a cached GOP starts with a keyframe start;
 //! - the hub keeps its two tracks, with the right codecs.
@@ -22,9 +22,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hubcast::codec::h264::MAX_PAYLOAD;
 use hubcast::media::rtp;
 use hubcast::stream::hub::{Codec, Hub, Packet, Reader, Track};
+use hubcast::stream::RtpFormat;
 use hubcast::stream::ingest::{H264Mode, Ingest};
 use libfuzzer_sys::fuzz_target;
 
@@ -72,8 +72,14 @@ impl Watcher {
 fn check_packet(p: &Packet) {
     assert!(p.track < 2, "track {}", p.track);
     if p.track == 0 {
-        assert!(p.payload.len() <= MAX_PAYLOAD, "{} bytes", p.payload.len());
-        assert!(!p.payload.is_empty());
+        // What every WebRTC and RTSP reader of the unit sends.
+        for format in [RtpFormat::WebRtc, RtpFormat::Rtsp] {
+            for r in p.rtp(format) {
+                let len = r.payload.len();
+                assert!(len <= format.max_payload(), "{len} bytes for {format:?}");
+                assert!(len > 0);
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! that says which SDP media descriptions become tracks and how a track is described back.
 //! RTSP ANNOUNCE, pulled RTSP sources and RTSP DESCRIBE all go through here.
 
+pub mod frame;
 pub mod g711;
 pub mod g722;
 pub mod h264;
@@ -55,6 +56,14 @@ impl Track {
         Track {
             codec: Codec::G722,
             clock_rate: g722::CLOCK_RATE,
+        }
+    }
+
+    /// How this track's frames become RTP.
+    pub fn packetizer(&self) -> frame::Packetizer {
+        match self.codec {
+            Codec::H264(_) => frame::Packetizer::H264,
+            Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => frame::Packetizer::Single,
         }
     }
 

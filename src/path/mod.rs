@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use crate::stream::{Codec, Hub, HubClosed, Packet, Reader, Track};
+pub use crate::stream::{Codec, Hub, HubClosed, Packet, Reader, RtpFormat, Track, Unit};
 
 use crate::auth::Auth;
 use crate::config::{validate_path_name, Config, PathConf};

@@ -303,6 +303,9 @@ async fn session(
                     Ok(None) => return Ok(()),
                     Ok(Some(r)) => r?,
                 };
+                if let PacketItem::Rtcp(rtcp) = &item {
+                    ingest.push_rtcp(rtcp.raw());
+                }
                 if let PacketItem::Rtp(pkt) = item {
                     *got_packets = true;
                     let media = pkt.stream_id();

@@ -1,4 +1,4 @@
-//! The GOP cache of a path: video packets since the last keyframe, so a new reader starts
+//! The GOP cache of a path: video units since the last keyframe, so a new reader starts
 //! decoding at once instead of waiting for the next keyframe.
 //!
 //! Packets are kept in sealed chunks shared by reference count, plus one open chunk. A
@@ -15,7 +15,7 @@ pub const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// And on its packets: a stream of 1-byte packets must not pin millions of entries. Each is
 /// also charged what it costs besides its payload.
 pub const MAX_PACKETS: usize = 16 * 1024;
-const PACKET_OVERHEAD: usize = std::mem::size_of::<Packet>() + 32;
+const PACKET_OVERHEAD: usize = std::mem::size_of::<super::unit::Unit>() + 32;
 /// Packets per sealed chunk.
 const CHUNK: usize = 64;
 
@@ -54,7 +54,7 @@ impl GopCache {
         if !self.valid {
             return released;
         }
-        let cost = pkt.payload.len() + PACKET_OVERHEAD;
+        let cost = pkt.size() + PACKET_OVERHEAD;
         if self.bytes + cost > MAX_BYTES || self.packets >= MAX_PACKETS {
             return self.clear();
         }
@@ -134,17 +134,19 @@ impl<'a> IntoIterator for &'a GopSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::frame::{Frame, Packetizer};
+    use crate::stream::unit::Unit;
     use bytes::Bytes;
 
     fn pkt(ts: u32, keyframe: bool, len: usize) -> Packet {
-        Packet {
-            track: 0,
-            timestamp: ts,
-            marker: true,
-            au_start: true,
+        let frame = Frame::Nals(vec![Bytes::from(vec![0x41; len])]);
+        Arc::new(Unit::frame(
+            0,
+            i64::from(ts),
             keyframe,
-            payload: Bytes::from(vec![0x41; len]),
-        }
+            frame,
+            Packetizer::H264,
+        ))
     }
 
     #[test]
@@ -156,7 +158,7 @@ mod tests {
         }
         let snap = gop.snapshot();
         assert_eq!(snap.len(), 3 * CHUNK + 5);
-        let ts: Vec<u32> = snap.iter().map(|p| p.timestamp).collect();
+        let ts: Vec<u32> = snap.iter().map(|p| p.rtp_timestamp()).collect();
         assert_eq!(ts, (1..=(3 * CHUNK as u32 + 5)).collect::<Vec<_>>());
         assert!(snap.first().is_some_and(|p| p.keyframe));
         // The snapshot outlives a new keyframe.

@@ -1,39 +1,23 @@
 //! The fan-out hub of one path: one source in, any number of readers out.
 //!
-//! The source hands the hub packets that are already ready for WebRTC (packetized once
-//! per path). Each reader has a bounded queue; the hub never waits for a reader. A reader
-//! whose queue is full loses packets and then skips video until the next keyframe, so the
-//! decoder restarts cleanly instead of showing a smeared picture.
+//! The source hands the hub units (access units, frames, or packets passed through); each
+//! is shared by reference with every reader, which takes the RTP it needs from the unit
+//! (made once per path). Each reader has a bounded queue; the hub never waits for a reader.
+//! A reader whose queue is full loses units and then skips video until the next keyframe,
+//! so the decoder restarts cleanly instead of showing a smeared picture.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::gop::{GopCache, GopSnapshot};
+use super::unit::Unit;
 
 pub use crate::codec::{Codec, Track};
 
-/// One RTP packet as the hub shares it. Cloning costs one reference count.
-#[derive(Debug, Clone)]
-pub struct Packet {
-    /// Index into the hub's tracks.
-    pub track: u8,
-    pub timestamp: u32,
-    pub marker: bool,
-    /// First packet of an access unit.
-    pub au_start: bool,
-    /// The access unit contains an IDR picture.
-    pub keyframe: bool,
-    pub payload: Bytes,
-}
-
-impl Packet {
-    pub(super) fn starts_keyframe(&self) -> bool {
-        self.au_start && self.keyframe
-    }
-}
+/// What the hub shares with readers: a unit, cloned by one reference count per reader.
+pub type Packet = Arc<Unit>;
 
 /// Why a reader skips video until the next keyframe.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,8 +54,8 @@ pub struct ReaderCounters {
 /// starts from a random timestamp, which players would take as a jump of hours.
 #[derive(Default, Clone, Copy)]
 struct TsState {
-    offset: u32,
-    last: Option<(u32, std::time::Instant)>,
+    offset: i64,
+    last: Option<(i64, std::time::Instant)>,
     rebase: bool,
 }
 
@@ -186,19 +170,21 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands one packet to every reader. Never blocks on a reader.
-    pub fn write(&self, mut pkt: Packet) {
-        let (video, clock_rate) = self.track_info(pkt.track);
+    /// Hands one unit to every reader. Never blocks on a reader.
+    pub fn write(&self, mut unit: Unit) {
+        let (video, clock_rate) = self.track_info(unit.track);
         let n = self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         let timed = n
             .is_multiple_of(FANOUT_SAMPLE)
             .then(|| self.telemetry.get().map(|t| (t, std::time::Instant::now())))
             .flatten();
-        self.stats
-            .bytes_in
-            .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
+        let len = unit.size() as u64;
+        self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         let mut inner = self.lock();
-        pkt.timestamp = inner.rebase(pkt.track, pkt.timestamp, clock_rate);
+        let offset = inner.rebase(unit.track, unit.pts, clock_rate);
+        unit.pts += offset;
+        unit.dts += offset;
+        let pkt = Arc::new(unit);
         let released = if video {
             inner.gop.push(&pkt)
         } else {
@@ -236,7 +222,6 @@ impl Hub {
             t.latencies
                 .record(crate::stats::op::HUB_FANOUT, started.elapsed(), true);
         }
-        let len = pkt.payload.len() as u64;
         self.stats.packets_out.fetch_add(sent, Ordering::Relaxed);
         self.stats
             .bytes_out
@@ -364,7 +349,8 @@ impl Hub {
 }
 
 impl HubInner {
-    fn rebase(&mut self, track: u8, ts: u32, clock_rate: u32) -> u32 {
+    /// What to add to the track's timestamps from `ts` on.
+    fn rebase(&mut self, track: u8, ts: i64, clock_rate: u32) -> i64 {
         let i = track as usize;
         if self.ts.len() <= i {
             self.ts.resize(i + 1, TsState::default());
@@ -376,13 +362,11 @@ impl HubInner {
             if let Some((last, at)) = st.last {
                 // Continue as if the source had never stopped: last + the time that passed.
                 let elapsed = now.duration_since(at).as_secs_f64() * f64::from(clock_rate);
-                let expected = last.wrapping_add(elapsed as u32);
-                st.offset = expected.wrapping_sub(ts);
+                st.offset = last + elapsed as i64 - ts;
             }
         }
-        let out = ts.wrapping_add(st.offset);
-        st.last = Some((out, now));
-        out
+        st.last = Some((ts + st.offset, now));
+        st.offset
     }
 }
 
@@ -428,17 +412,25 @@ impl Drop for Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::frame::{Packetizer, RtpPayload};
     use crate::codec::h264::ParamSets;
+    use crate::stream::unit::Payloads;
+    use bytes::Bytes;
 
-    fn pkt(track: u8, ts: u32, au_start: bool, keyframe: bool) -> Packet {
-        Packet {
-            track,
-            timestamp: ts,
-            marker: true,
-            au_start,
-            keyframe,
+    fn pkt(track: u8, ts: u32, au_start: bool, keyframe: bool) -> Unit {
+        let one = Payloads::One(RtpPayload {
             payload: Bytes::from_static(&[0x65, 1, 2, 3]),
-        }
+            marker: true,
+        });
+        Unit::received(
+            track,
+            i64::from(ts),
+            keyframe,
+            au_start,
+            one,
+            None,
+            Packetizer::H264,
+        )
     }
 
     fn hub() -> Arc<Hub> {
@@ -456,10 +448,10 @@ mod tests {
         hub.write(pkt(0, 2, true, true));
         hub.write(pkt(0, 3, true, false));
         let mut r = hub.add_reader().expect("open hub");
-        let ts: Vec<u32> = r.gop.iter().map(|p| p.timestamp).collect();
+        let ts: Vec<u32> = r.gop.iter().map(|p| p.rtp_timestamp()).collect();
         assert_eq!(ts, vec![2, 3]);
         hub.write(pkt(0, 4, true, false));
-        assert_eq!(r.recv().await.map(|p| p.timestamp), Some(4));
+        assert_eq!(r.recv().await.map(|p| p.rtp_timestamp()), Some(4));
     }
 
     #[tokio::test]
@@ -469,8 +461,14 @@ mod tests {
         hub.write(pkt(0, 1, true, false));
         hub.write(pkt(1, 1, true, false)); // audio is not held back
         hub.write(pkt(0, 2, true, true));
-        assert_eq!(r.recv().await.map(|p| (p.track, p.timestamp)), Some((1, 1)));
-        assert_eq!(r.recv().await.map(|p| (p.track, p.timestamp)), Some((0, 2)));
+        assert_eq!(
+            r.recv().await.map(|p| (p.track, p.rtp_timestamp())),
+            Some((1, 1))
+        );
+        assert_eq!(
+            r.recv().await.map(|p| (p.track, p.rtp_timestamp())),
+            Some((0, 2))
+        );
     }
 
     #[tokio::test]
@@ -481,17 +479,17 @@ mod tests {
         let mut fast = hub.add_reader().expect("open hub");
         for ts in 1..=10 {
             hub.write(pkt(0, ts, true, false));
-            assert_eq!(fast.recv().await.map(|p| p.timestamp), Some(ts));
+            assert_eq!(fast.recv().await.map(|p| p.rtp_timestamp()), Some(ts));
         }
         assert_eq!(slow.dropped(), 6, "queue of 4, 10 packets");
         assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 6);
         let mut slow = slow;
         for ts in 1..=4 {
-            assert_eq!(slow.recv().await.map(|p| p.timestamp), Some(ts));
+            assert_eq!(slow.recv().await.map(|p| p.rtp_timestamp()), Some(ts));
         }
         hub.write(pkt(0, 11, true, false)); // skipped: waiting for a keyframe
         hub.write(pkt(0, 12, true, true));
-        assert_eq!(slow.recv().await.map(|p| p.timestamp), Some(12));
+        assert_eq!(slow.recv().await.map(|p| p.rtp_timestamp()), Some(12));
     }
 
     #[tokio::test]
@@ -506,11 +504,11 @@ mod tests {
         hub.write(pkt(0, 7_003_000, true, true));
         let p = r.recv().await.expect("keyframe after reconnect");
         assert!(p.keyframe);
-        let delta = p.timestamp.wrapping_sub(1000);
+        let delta = p.rtp_timestamp().wrapping_sub(1000);
         assert!(
             delta < 90_000,
             "timestamp continued from 1000, got {}",
-            p.timestamp
+            p.rtp_timestamp()
         );
         assert!(hub.add_reader().expect("open").gop.len() == 1);
     }

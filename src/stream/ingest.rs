@@ -1,6 +1,7 @@
-//! Turns a source's RTP packets into hub packets: H.264 is repacketized once here for
-//! every reader (or passed through when it already fits, for WebRTC publishers); Opus
-//! passes through.
+//! Turns a source's RTP into units: H.264 from cameras is reassembled into access units
+//! (and packetized later, once per kind of reader), H.264 from WebRTC publishers passes
+//! through packet by packet, audio frames pass through as they are. Timestamps are extended
+//! to 64 bits here, and given wall-clock time from the source's RTCP sender reports.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,9 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::hub::{Codec, Hub, Packet};
+use super::hub::{Codec, Hub};
+use super::unit::{Payloads, Unit};
+use crate::codec::frame::{Frame, Packetizer, RtpPayload};
 use crate::codec::h264::passthrough::H264Passthrough;
-use crate::codec::h264::{H264Error, OutPacket, Reframer};
+use crate::codec::h264::{AccessUnit, H264Error, OutPacket, Reframer};
+use crate::media::rtcp::{self, RtcpItem};
 use crate::media::rtp::{self, RtpPacket};
 
 enum TrackIngest {
@@ -24,18 +28,66 @@ enum TrackIngest {
 /// How H.264 from this publisher is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum H264Mode {
-    /// Cameras: any packetization in, our packetization out.
+    /// Cameras: any packetization in, access units out.
     Reframe,
     /// WebRTC publishers: packets already fit and pass as they are.
     Passthrough,
 }
 
+/// Extends 32-bit RTP timestamps to a 64-bit count that never wraps.
+#[derive(Debug, Default, Clone, Copy)]
+struct Extender {
+    last: Option<(u32, i64)>,
+}
+
+impl Extender {
+    fn extend(&mut self, ts: u32) -> i64 {
+        let ext = match self.last {
+            // Reordered packets step back by a little: a signed difference covers both.
+            Some((raw, ext)) => ext + i64::from(ts.wrapping_sub(raw) as i32),
+            None => i64::from(ts),
+        };
+        self.last = Some((ts, ext));
+        ext
+    }
+}
+
+/// The last sender report of a track: one instant on both clocks.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    rtp_time: u32,
+    ntp: u64,
+}
+
+impl WallClock {
+    /// The NTP time of RTP timestamp `ts` on a `clock_rate` clock.
+    fn at(&self, ts: u32, clock_rate: u32) -> Option<u64> {
+        if clock_rate == 0 {
+            return None;
+        }
+        let ticks = i128::from(ts.wrapping_sub(self.rtp_time) as i32);
+        let delta = (ticks << 32) / i128::from(clock_rate);
+        u64::try_from(i128::from(self.ntp) + delta).ok()
+    }
+}
+
+struct TrackState {
+    hub_track: u8,
+    clock_rate: u32,
+    packetizer: Packetizer,
+    ingest: TrackIngest,
+    pts: Extender,
+    ssrc: Option<u32>,
+    wall: Option<WallClock>,
+}
+
 /// One publisher's input side. Media indexes are the publisher's own (e.g. SDP order).
 pub struct Ingest {
     hub: Arc<Hub>,
-    /// media index -> (hub track index, state)
-    tracks: Vec<Option<(u8, TrackIngest)>>,
-    out: Vec<OutPacket>,
+    /// media index -> state of the hub track it feeds
+    tracks: Vec<Option<TrackState>>,
+    packets: Vec<OutPacket>,
+    aus: Vec<AccessUnit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +116,22 @@ impl Ingest {
                     }
                     (Codec::Opus { .. } | Codec::G711(_) | Codec::G722, _) => TrackIngest::Frames,
                 };
-                Some((idx, ingest))
+                Some(TrackState {
+                    hub_track: idx,
+                    clock_rate: track.clock_rate,
+                    packetizer: track.packetizer(),
+                    ingest,
+                    pts: Extender::default(),
+                    ssrc: None,
+                    wall: None,
+                })
             })
             .collect();
         Ingest {
             hub,
             tracks: state,
-            out: Vec::with_capacity(64),
+            packets: Vec::with_capacity(64),
+            aus: Vec::with_capacity(4),
         }
     }
 
@@ -93,23 +154,47 @@ impl Ingest {
         }
     }
 
+    /// RTCP from the source: sender reports give the wall-clock time of the tracks whose
+    /// SSRC they name. Anything else, and anything broken, is ignored.
+    pub fn push_rtcp(&mut self, data: &[u8]) {
+        let tracks = &mut self.tracks;
+        let _ = rtcp::walk(data, |item| {
+            if let RtcpItem::SenderReport {
+                ssrc,
+                ntp,
+                rtp_time,
+            } = item
+            {
+                for t in tracks.iter_mut().flatten() {
+                    if t.ssrc == Some(ssrc) {
+                        t.wall = Some(WallClock { rtp_time, ntp });
+                    }
+                }
+            }
+        });
+    }
+
     /// One RTP packet already parsed (e.g. by a WebRTC stack).
     pub fn push_packet(&mut self, media: usize, pkt: &RtpPacket) -> Result<(), IngestError> {
-        let Some(Some((track, state))) = self.tracks.get_mut(media) else {
+        let Some(Some(t)) = self.tracks.get_mut(media) else {
             return Ok(());
         };
-        let track = *track;
-        self.out.clear();
-        let res = match state {
+        t.ssrc = Some(pkt.ssrc);
+        let track = t.hub_track;
+        self.packets.clear();
+        self.aus.clear();
+        let res = match &mut t.ingest {
             TrackIngest::Frames => {
-                self.hub.write(Packet {
-                    track,
-                    timestamp: pkt.timestamp,
-                    marker: pkt.marker,
-                    au_start: true,
-                    keyframe: false,
+                let pts = t.pts.extend(pkt.timestamp);
+                let received = Payloads::One(RtpPayload {
                     payload: pkt.payload.clone(),
+                    marker: pkt.marker,
                 });
+                let frame = Some(Frame::Whole(pkt.payload.clone()));
+                let mut unit =
+                    Unit::received(track, pts, false, true, received, frame, t.packetizer);
+                unit.ntp = t.wall.and_then(|w| w.at(pkt.timestamp, t.clock_rate));
+                self.hub.write(unit);
                 return Ok(());
             }
             TrackIngest::H264(r) => {
@@ -118,7 +203,7 @@ impl Ingest {
                     pkt.timestamp,
                     pkt.marker,
                     &pkt.payload,
-                    &mut self.out,
+                    &mut self.aus,
                 );
                 if r.take_params_changed() {
                     params_changed(&self.hub, track, r.params().clone());
@@ -131,7 +216,8 @@ impl Ingest {
                     pkt.timestamp,
                     pkt.marker,
                     &pkt.payload,
-                    &mut self.out,
+                    &mut self.packets,
+                    &mut self.aus,
                 );
                 if p.take_params_changed() {
                     params_changed(&self.hub, track, p.params().clone());
@@ -144,15 +230,29 @@ impl Ingest {
                 res.map(|_| ())
             }
         };
-        for o in self.out.drain(..) {
-            self.hub.write(Packet {
-                track,
-                timestamp: o.timestamp,
-                marker: o.marker,
-                au_start: o.au_start,
-                keyframe: o.keyframe,
+        for o in self.packets.drain(..) {
+            let pts = t.pts.extend(o.timestamp);
+            let received = Payloads::One(RtpPayload {
                 payload: o.payload,
+                marker: o.marker,
             });
+            let mut unit = Unit::received(
+                track,
+                pts,
+                o.keyframe,
+                o.au_start,
+                received,
+                None,
+                t.packetizer,
+            );
+            unit.ntp = t.wall.and_then(|w| w.at(o.timestamp, t.clock_rate));
+            self.hub.write(unit);
+        }
+        for au in self.aus.drain(..) {
+            let pts = t.pts.extend(au.timestamp);
+            let mut unit = Unit::frame(track, pts, au.keyframe, Frame::Nals(au.nals), t.packetizer);
+            unit.ntp = t.wall.and_then(|w| w.at(au.timestamp, t.clock_rate));
+            self.hub.write(unit);
         }
         if res.is_err() {
             self.hub.stats.invalid_in.fetch_add(1, Ordering::Relaxed);
@@ -164,4 +264,71 @@ impl Ingest {
 fn params_changed(hub: &Hub, track: u8, params: crate::codec::h264::ParamSets) {
     debug!(path = hub.path(), "H.264 parameters changed in-band");
     hub.update_track(track as usize, super::Track::h264(params));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_extend_across_the_wrap_and_back_for_reordering() {
+        let mut e = Extender::default();
+        assert_eq!(e.extend(u32::MAX - 10), i64::from(u32::MAX - 10));
+        assert_eq!(e.extend(5), i64::from(u32::MAX) + 6);
+        assert_eq!(e.extend(u32::MAX - 1), i64::from(u32::MAX) - 1);
+    }
+
+    fn rtp(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Bytes {
+        let mut p = vec![0x80, 0x80 | 111];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        Bytes::from(p)
+    }
+
+    /// A sender report: SSRC, NTP time, RTP time, no report blocks.
+    fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 200, 0, 6];
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&ntp.to_be_bytes());
+        p.extend_from_slice(&rtp_time.to_be_bytes());
+        p.extend_from_slice(&[0; 8]);
+        p
+    }
+
+    #[test]
+    fn units_get_extended_pts_and_wall_clock_from_sender_reports() {
+        let hub = Hub::new("t", vec![super::super::Track::opus(2)], 16);
+        let mut r = hub.add_reader().expect("open");
+        let mut ingest = Ingest::new(Arc::clone(&hub), &[Some(0)], H264Mode::Reframe);
+        ingest
+            .push_rtp(0, &rtp(1, u32::MAX - 959, 7, &[1]))
+            .expect("ok");
+        // A report for another SSRC says nothing about this track.
+        ingest.push_rtcp(&sender_report(8, 5 << 32, 0));
+        ingest.push_rtp(0, &rtp(2, 0, 7, &[2])).expect("ok");
+        ingest.push_rtcp(&sender_report(7, 1000 << 32, 48_000));
+        ingest.push_rtp(0, &rtp(3, 960, 7, &[3])).expect("ok");
+        let units: Vec<_> = std::iter::from_fn(|| r.try_recv()).collect();
+        let pts: Vec<i64> = units.iter().map(|u| u.pts).collect();
+        let base = i64::from(u32::MAX - 959);
+        assert_eq!(pts, vec![base, base + 960, base + 1920]);
+        assert_eq!(units[1].ntp, None);
+        // 47 040 ticks before the report on a 48 kHz clock: 0.98 s before its NTP time.
+        let want = (1000u64 << 32) - (47_040u64 << 32) / 48_000;
+        assert_eq!(units[2].ntp, Some(want));
+        assert!(units.iter().all(|u| u.au_start && u.dts == u.pts));
+    }
+
+    #[test]
+    fn wall_clock_follows_the_rtp_clock() {
+        let w = WallClock {
+            rtp_time: 90_000,
+            ntp: 100 << 32,
+        };
+        assert_eq!(w.at(180_000, 90_000), Some(101 << 32));
+        assert_eq!(w.at(45_000, 90_000), Some((99 << 32) + (1 << 31)));
+        assert_eq!(w.at(0, 0), None);
+    }
 }

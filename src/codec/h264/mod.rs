@@ -1,5 +1,5 @@
-//! H.264 over RTP (RFC 6184): depacketizing camera streams and repacketizing
-//! them once per stream into payloads every WebRTC reader can share.
+//! H.264 over RTP (RFC 6184): depacketizing camera streams into access units, and
+//! packetizing access units at the size a kind of reader needs (once per stream).
 //!
 //! Cameras send whatever packet sizes and aggregation they like (single NAL,
 //! STAP-A, FU-A, up to 64 KB per packet) and often send SPS/PPS only in the
@@ -20,7 +20,7 @@ mod reframe;
 mod tests;
 
 pub use depacketize::Depacketizer;
-pub use packetize::packetize_au;
+pub use packetize::{packetize_access_unit, packetize_au};
 pub use params::ParamSets;
 pub use reframe::Reframer;
 
@@ -104,7 +104,16 @@ fn packet_type_name(packet_type: u8) -> &'static str {
     }
 }
 
-/// One output RTP packet's worth (the caller adds the RTP header).
+/// One access unit, as the reframer hands it on.
+#[derive(Debug, Clone)]
+pub struct AccessUnit {
+    pub timestamp: u32,
+    /// Holds an IDR picture (with SPS and PPS ahead of it).
+    pub keyframe: bool,
+    pub nals: Vec<Bytes>,
+}
+
+/// One RTP packet passed through as it came (the caller adds the RTP header).
 #[derive(Debug, Clone)]
 pub struct OutPacket {
     pub payload: Bytes,

@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::*;
+use crate::codec::frame::RtpPayload;
 
 /// How the next NALs of an access unit go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,23 +102,14 @@ fn write_fu_a(nal: &Bytes, max_payload: usize, buf: &mut BytesMut, mut emit: imp
 /// that fit together share a STAP-A, NALs too large for a packet become
 /// FU-A, the rest go as single-NAL packets without copying. All copied
 /// bytes of the AU live in one buffer. Empty NALs are skipped.
-pub fn packetize_au(
-    nals: &[Bytes],
-    timestamp: u32,
-    keyframe: bool,
-    max_payload: usize,
-    out: &mut Vec<OutPacket>,
-) {
+pub fn packetize_au(nals: &[Bytes], max_payload: usize, out: &mut Vec<RtpPayload>) {
     let max_payload = max_payload.max(MIN_PAYLOAD);
     let first = out.len();
     let mut buf = BytesMut::with_capacity(copied_size(nals, max_payload));
     let mut emit = |payload: Bytes| {
-        out.push(OutPacket {
+        out.push(RtpPayload {
             payload,
-            timestamp,
             marker: false,
-            au_start: false,
-            keyframe,
         })
     };
     let mut i = 0;
@@ -142,9 +134,23 @@ pub fn packetize_au(
         }
     }
     if out.len() > first {
-        out[first].au_start = true;
         if let Some(last) = out.last_mut() {
             last.marker = true;
         }
     }
+}
+
+/// An access unit as the RTP packets a reader sends: its payloads with the unit's timestamp
+/// and marks. For tools and tests that look at what a reader gets; the stream core keeps
+/// the payloads on the unit instead.
+pub fn packetize_access_unit(au: &AccessUnit, max_payload: usize, out: &mut Vec<OutPacket>) {
+    let mut payloads = Vec::new();
+    packetize_au(&au.nals, max_payload, &mut payloads);
+    out.extend(payloads.into_iter().enumerate().map(|(i, p)| OutPacket {
+        payload: p.payload,
+        timestamp: au.timestamp,
+        marker: p.marker,
+        au_start: i == 0,
+        keyframe: au.keyframe,
+    }));
 }

@@ -1,11 +1,14 @@
 //! H.264 from a WebRTC publisher: its packets already fit our MTU, so they go to the hub as
 //! they are (no depacketize/repacketize round trip). We only read NAL headers to learn
 //! SPS/PPS, mark access-unit starts and keyframes, and put SPS+PPS ahead of an IDR that
-//! arrives without them. A packet that does not fit switches the stream to the full reframer.
+//! arrives without them. A packet that does not fit switches the stream to the full reframer,
+//! whose access units go out in `aus` instead.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{nal_type, nal_type_of, H264Error, OutPacket, ParamSets, Reframer, MAX_PAYLOAD};
+use super::{
+    nal_type, nal_type_of, AccessUnit, H264Error, OutPacket, ParamSets, Reframer, MAX_PAYLOAD,
+};
 
 /// What the NAL headers of one RTP payload say.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,7 @@ impl H264Passthrough {
         marker: bool,
         payload: &Bytes,
         out: &mut Vec<OutPacket>,
+        aus: &mut Vec<AccessUnit>,
     ) -> Result<PushInfo, H264Error> {
         let loss = self
             .last_seq
@@ -83,7 +87,7 @@ impl H264Passthrough {
             self.reframer = Some(Box::new(r));
         }
         if let Some(r) = &mut self.reframer {
-            r.push_rtp(seq, timestamp, marker, payload, out)?;
+            r.push_rtp(seq, timestamp, marker, payload, aus)?;
             return Ok(info);
         }
         if self.last_ts.is_some_and(|t| t != timestamp) {
@@ -235,14 +239,37 @@ mod tests {
     fn packets_pass_unchanged_with_au_and_keyframe_marks() {
         let mut p = H264Passthrough::default();
         let mut out = Vec::new();
+        let mut aus = Vec::new();
         let first = stap(&[SPS, PPS]);
-        p.push_rtp(1, 100, false, &first, &mut out).expect("ok");
-        p.push_rtp(2, 100, false, &fu(true, false, 5, &[1; 800]), &mut out)
+        p.push_rtp(1, 100, false, &first, &mut out, &mut aus)
             .expect("ok");
-        p.push_rtp(3, 100, true, &fu(false, true, 5, &[2; 800]), &mut out)
-            .expect("ok");
-        p.push_rtp(4, 3100, true, &Bytes::from_static(&[0x41, 9, 9]), &mut out)
-            .expect("ok");
+        p.push_rtp(
+            2,
+            100,
+            false,
+            &fu(true, false, 5, &[1; 800]),
+            &mut out,
+            &mut aus,
+        )
+        .expect("ok");
+        p.push_rtp(
+            3,
+            100,
+            true,
+            &fu(false, true, 5, &[2; 800]),
+            &mut out,
+            &mut aus,
+        )
+        .expect("ok");
+        p.push_rtp(
+            4,
+            3100,
+            true,
+            &Bytes::from_static(&[0x41, 9, 9]),
+            &mut out,
+            &mut aus,
+        )
+        .expect("ok");
         let marks: Vec<(bool, bool, bool)> = out
             .iter()
             .map(|o| (o.au_start, o.keyframe, o.marker))
@@ -267,11 +294,26 @@ mod tests {
     fn idr_without_param_sets_gets_them_first() {
         let mut p = H264Passthrough::default();
         let mut out = Vec::new();
-        p.push_rtp(1, 100, true, &stap(&[SPS, PPS, &[0x65, 1, 2]]), &mut out)
-            .expect("ok");
+        let mut aus = Vec::new();
+        p.push_rtp(
+            1,
+            100,
+            true,
+            &stap(&[SPS, PPS, &[0x65, 1, 2]]),
+            &mut out,
+            &mut aus,
+        )
+        .expect("ok");
         out.clear();
-        p.push_rtp(2, 200, true, &Bytes::from_static(&[0x65, 3, 4]), &mut out)
-            .expect("ok");
+        p.push_rtp(
+            2,
+            200,
+            true,
+            &Bytes::from_static(&[0x65, 3, 4]),
+            &mut out,
+            &mut aus,
+        )
+        .expect("ok");
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].payload, stap(&[SPS, PPS]));
         assert!(out[0].au_start && out[0].keyframe && !out[0].marker);
@@ -282,40 +324,74 @@ mod tests {
     fn oversize_packet_switches_to_reframing() {
         let mut p = H264Passthrough::default();
         let mut out = Vec::new();
-        p.push_rtp(1, 100, true, &stap(&[SPS, PPS]), &mut out)
+        let mut aus = Vec::new();
+        p.push_rtp(1, 100, true, &stap(&[SPS, PPS]), &mut out, &mut aus)
             .expect("ok");
         let mut big = vec![0x65];
         big.extend(std::iter::repeat_n(7u8, 5000));
         out.clear();
-        p.push_rtp(2, 200, true, &Bytes::from(big), &mut out)
+        p.push_rtp(2, 200, true, &Bytes::from(big), &mut out, &mut aus)
             .expect("ok");
-        assert!(out.len() >= 5);
-        assert!(out.iter().all(|o| o.payload.len() <= MAX_PAYLOAD));
+        assert!(out.is_empty());
+        assert_eq!(aus.len(), 1, "the large IDR is one access unit");
+        assert!(aus[0].keyframe);
+        assert_eq!(aus[0].nals.len(), 3, "SPS, PPS, IDR");
     }
 
     #[test]
     fn loss_is_reported_and_broken_packets_refused() {
         let mut p = H264Passthrough::default();
         let mut out = Vec::new();
+        let mut aus = Vec::new();
         assert!(
-            !p.push_rtp(1, 1, true, &Bytes::from_static(&[0x41, 1]), &mut out)
-                .expect("ok")
-                .loss
+            !p.push_rtp(
+                1,
+                1,
+                true,
+                &Bytes::from_static(&[0x41, 1]),
+                &mut out,
+                &mut aus
+            )
+            .expect("ok")
+            .loss
         );
         assert!(
-            p.push_rtp(5, 2, true, &Bytes::from_static(&[0x41, 1]), &mut out)
-                .expect("ok")
-                .loss
+            p.push_rtp(
+                5,
+                2,
+                true,
+                &Bytes::from_static(&[0x41, 1]),
+                &mut out,
+                &mut aus
+            )
+            .expect("ok")
+            .loss
         );
-        assert!(p.push_rtp(6, 3, true, &Bytes::new(), &mut out).is_err());
         assert!(p
-            .push_rtp(7, 4, true, &Bytes::from_static(&[0x78, 0, 9, 1]), &mut out)
+            .push_rtp(6, 3, true, &Bytes::new(), &mut out, &mut aus)
             .is_err());
         assert!(p
-            .push_rtp(8, 5, true, &Bytes::from_static(&[0x7c]), &mut out)
+            .push_rtp(
+                7,
+                4,
+                true,
+                &Bytes::from_static(&[0x78, 0, 9, 1]),
+                &mut out,
+                &mut aus
+            )
             .is_err());
         assert!(p
-            .push_rtp(9, 6, true, &Bytes::from_static(&[0x79, 1]), &mut out)
+            .push_rtp(8, 5, true, &Bytes::from_static(&[0x7c]), &mut out, &mut aus)
+            .is_err());
+        assert!(p
+            .push_rtp(
+                9,
+                6,
+                true,
+                &Bytes::from_static(&[0x79, 1]),
+                &mut out,
+                &mut aus
+            )
             .is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The per-stream pipeline for cameras: RTP in, access units reassembled, WebRTC-sized
-//! packets out with SPS/PPS ahead of every IDR.
+//! The per-stream pipeline for cameras: RTP in, access units out, with SPS/PPS ahead of
+//! every IDR and nothing a decoder does not need.
 
 use bytes::Bytes;
 
@@ -60,7 +60,7 @@ impl PendingAu {
     }
 }
 
-/// The whole per-stream pipeline: RTP in -> WebRTC-ready packets out.
+/// The whole per-stream pipeline: RTP in -> access units out.
 #[derive(Debug)]
 pub struct Reframer {
     params: ParamSets,
@@ -84,8 +84,7 @@ impl Reframer {
         }
     }
 
-    /// One input RTP packet. Completed access units are packetized into
-    /// `out`. An AU ends on the marker bit, or when the timestamp changes
+    /// One input RTP packet. Completed access units go to `out`. An AU ends on the marker bit, or when the timestamp changes
     /// (marker lost). A sequence gap or a broken packet discards the AU in
     /// progress and everything up to the next AU boundary; broken packets
     /// also return Err. Late and duplicate packets are ignored.
@@ -95,7 +94,7 @@ impl Reframer {
         timestamp: u32,
         marker: bool,
         payload: &Bytes,
-        out: &mut Vec<OutPacket>,
+        out: &mut Vec<AccessUnit>,
     ) -> Result<(), H264Error> {
         match self.check_seq(seq) {
             SeqCheck::Late => return Ok(()),
@@ -119,6 +118,24 @@ impl Reframer {
         }
         if marker {
             self.finish_au(out);
+        }
+        result
+    }
+
+    /// [`Self::push_rtp`], with each finished access unit packetized for WebRTC: what a
+    /// WebRTC reader of this stream receives.
+    pub fn push_rtp_as_packets(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &Bytes,
+        out: &mut Vec<OutPacket>,
+    ) -> Result<(), H264Error> {
+        let mut aus = Vec::new();
+        let result = self.push_rtp(seq, timestamp, marker, payload, &mut aus);
+        for au in &aus {
+            packetize_access_unit(au, MAX_PAYLOAD, out);
         }
         result
     }
@@ -197,7 +214,7 @@ impl Reframer {
         Ok(())
     }
 
-    fn finish_au(&mut self, out: &mut Vec<OutPacket>) {
+    fn finish_au(&mut self, out: &mut Vec<AccessUnit>) {
         // An FU-A still open at the boundary lost its end fragment.
         if self.depacketizer.has_partial() {
             self.depacketizer.reset();
@@ -213,7 +230,11 @@ impl Reframer {
                 if au.has_idr && !(au.has_sps && au.has_pps) {
                     au.prepend_param_sets(&self.params);
                 }
-                packetize_au(&au.nals, timestamp, au.has_idr, MAX_PAYLOAD, out);
+                out.push(AccessUnit {
+                    timestamp,
+                    keyframe: au.has_idr,
+                    nals: std::mem::take(&mut au.nals),
+                });
             }
             _ => {}
         }

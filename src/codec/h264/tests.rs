@@ -2,6 +2,22 @@ use super::params::{has_chroma_fields, nal_to_rbsp, SPROP_BASE64};
 use super::*;
 use base64::Engine as _;
 
+/// Packetizes NALs as one access unit with the given marks, as a reader receives them.
+fn packetize_au(
+    nals: &[Bytes],
+    timestamp: u32,
+    keyframe: bool,
+    max_payload: usize,
+    out: &mut Vec<OutPacket>,
+) {
+    let au = AccessUnit {
+        timestamp,
+        keyframe,
+        nals: nals.to_vec(),
+    };
+    packetize_access_unit(&au, max_payload, out);
+}
+
 #[test]
 fn parameter_sets_alone_are_not_a_frame() {
     // GStreamer: SPS and PPS stamped with the previous frame's time, then the IDR.
@@ -11,10 +27,14 @@ fn parameter_sets_alone_are_not_a_frame() {
     let pps = Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
     let p_frame = Bytes::from_static(&[0x41, 0x9a, 0x01]);
     let idr = Bytes::from_static(&[0x65, 0x88, 0x84]);
-    r.push_rtp(1, 3000, true, &p_frame, &mut out).expect("ok");
-    r.push_rtp(2, 3000, false, &sps, &mut out).expect("ok");
-    r.push_rtp(3, 3000, true, &pps, &mut out).expect("ok");
-    r.push_rtp(4, 6000, true, &idr, &mut out).expect("ok");
+    r.push_rtp_as_packets(1, 3000, true, &p_frame, &mut out)
+        .expect("ok");
+    r.push_rtp_as_packets(2, 3000, false, &sps, &mut out)
+        .expect("ok");
+    r.push_rtp_as_packets(3, 3000, true, &pps, &mut out)
+        .expect("ok");
+    r.push_rtp_as_packets(4, 6000, true, &idr, &mut out)
+        .expect("ok");
     let stamps: Vec<u32> = out.iter().map(|p| p.timestamp).collect();
     assert_eq!(
         stamps.iter().filter(|t| **t == 3000).count(),
@@ -456,7 +476,7 @@ impl Camera {
         self.timestamp = self.timestamp.wrapping_add(3000);
         for (payload, marker) in camera_packets(nals, mode) {
             self.seq = self.seq.wrapping_add(1);
-            reframer.push_rtp(self.seq, self.timestamp, marker, &payload, out)?;
+            reframer.push_rtp_as_packets(self.seq, self.timestamp, marker, &payload, out)?;
         }
         Ok(())
     }
@@ -678,7 +698,7 @@ fn send_with_loss(aus: &[Vec<Bytes>], drop: impl Fn(usize, usize) -> bool) -> Ve
             seq = seq.wrapping_add(1);
             if !drop(au_index, i) {
                 reframer
-                    .push_rtp(seq, timestamp, marker, &payload, &mut out)
+                    .push_rtp_as_packets(seq, timestamp, marker, &payload, &mut out)
                     .unwrap();
             }
         }
@@ -719,13 +739,19 @@ fn timestamp_change_ends_an_au_without_marker() {
     let mut out = Vec::new();
     let a = Bytes::from_static(&[0x41, 1, 2]);
     let b = Bytes::from_static(&[0x41, 3, 4]);
-    reframer.push_rtp(1, 1000, false, &a, &mut out).unwrap();
+    reframer
+        .push_rtp_as_packets(1, 1000, false, &a, &mut out)
+        .unwrap();
     assert!(out.is_empty());
-    reframer.push_rtp(2, 4000, false, &b, &mut out).unwrap();
+    reframer
+        .push_rtp_as_packets(2, 4000, false, &b, &mut out)
+        .unwrap();
     assert_eq!(out.len(), 1);
     assert!(out[0].marker && out[0].au_start);
     assert_eq!((out[0].timestamp, &out[0].payload), (1000, &a));
-    reframer.push_rtp(3, 4000, true, &a, &mut out).unwrap();
+    reframer
+        .push_rtp_as_packets(3, 4000, true, &a, &mut out)
+        .unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].timestamp, 4000);
     assert_eq!(depacketize_all(&out[1..]), [b, a]);
@@ -736,11 +762,21 @@ fn late_and_duplicate_packets_are_ignored() {
     let mut reframer = Reframer::new(ParamSets::default());
     let mut out = Vec::new();
     let a = Bytes::from_static(&[0x41, 1]);
-    reframer.push_rtp(10, 0, false, &a, &mut out).unwrap();
-    reframer.push_rtp(10, 0, false, &a, &mut out).unwrap();
-    reframer.push_rtp(11, 0, false, &a, &mut out).unwrap();
-    reframer.push_rtp(9, 0, false, &a, &mut out).unwrap();
-    reframer.push_rtp(12, 0, true, &a, &mut out).unwrap();
+    reframer
+        .push_rtp_as_packets(10, 0, false, &a, &mut out)
+        .unwrap();
+    reframer
+        .push_rtp_as_packets(10, 0, false, &a, &mut out)
+        .unwrap();
+    reframer
+        .push_rtp_as_packets(11, 0, false, &a, &mut out)
+        .unwrap();
+    reframer
+        .push_rtp_as_packets(9, 0, false, &a, &mut out)
+        .unwrap();
+    reframer
+        .push_rtp_as_packets(12, 0, true, &a, &mut out)
+        .unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(depacketize_all(&out).len(), 3);
 }
@@ -751,24 +787,32 @@ fn broken_packet_is_an_error_and_the_reframer_recovers() {
     let mut reframer = Reframer::new(test_params());
     let mut out = Vec::new();
     let good = nal(&mut rng, 0x41, 100);
-    reframer.push_rtp(1, 0, false, &good, &mut out).unwrap();
+    reframer
+        .push_rtp_as_packets(1, 0, false, &good, &mut out)
+        .unwrap();
     let broken = Bytes::from_static(&[0x78, 0, 50, 0x41]);
     assert!(matches!(
-        reframer.push_rtp(2, 0, false, &broken, &mut out),
+        reframer.push_rtp_as_packets(2, 0, false, &broken, &mut out),
         Err(H264Error::StapALengthPastEnd { .. })
     ));
-    assert_eq!(reframer.push_rtp(3, 0, true, &good, &mut out), Ok(()));
+    assert_eq!(
+        reframer.push_rtp_as_packets(3, 0, true, &good, &mut out),
+        Ok(())
+    );
     assert!(out.is_empty(), "an AU with a broken packet is dropped");
     let orphan = Bytes::from_static(&[0x7C, 0x05, 1, 2]);
     assert_eq!(
-        reframer.push_rtp(4, 3000, false, &orphan, &mut out),
+        reframer.push_rtp_as_packets(4, 3000, false, &orphan, &mut out),
         Err(H264Error::FuAWithoutStart)
     );
-    assert_eq!(reframer.push_rtp(5, 6000, true, &good, &mut out), Ok(()));
+    assert_eq!(
+        reframer.push_rtp_as_packets(5, 6000, true, &good, &mut out),
+        Ok(())
+    );
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].timestamp, 6000);
     assert_eq!(
-        reframer.push_rtp(6, 9000, true, &Bytes::new(), &mut out),
+        reframer.push_rtp_as_packets(6, 9000, true, &Bytes::new(), &mut out),
         Err(H264Error::EmptyPayload)
     );
 }
@@ -778,9 +822,11 @@ fn fu_a_without_end_at_the_marker_drops_the_au() {
     let mut reframer = Reframer::new(ParamSets::default());
     let mut out = Vec::new();
     let start = Bytes::from_static(&[0x7C, 0x81, 1]);
-    reframer.push_rtp(1, 0, true, &start, &mut out).unwrap();
     reframer
-        .push_rtp(2, 3000, true, &Bytes::from_static(&[0x41, 5]), &mut out)
+        .push_rtp_as_packets(1, 0, true, &start, &mut out)
+        .unwrap();
+    reframer
+        .push_rtp_as_packets(2, 3000, true, &Bytes::from_static(&[0x41, 5]), &mut out)
         .unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].timestamp, 3000);
@@ -798,7 +844,7 @@ fn huge_nal_in_reframer_is_refused() {
     let mut seq = 0u16;
     let mut push = |payload: &Bytes, ts: u32, marker: bool| {
         seq = seq.wrapping_add(1);
-        reframer.push_rtp(seq, ts, marker, payload, &mut out)
+        reframer.push_rtp_as_packets(seq, ts, marker, payload, &mut out)
     };
     push(&start, 0, false).unwrap();
     let mut result = Ok(());
@@ -841,7 +887,7 @@ fn random_payloads_never_panic() {
         let _ = depacketizer.push(&payload, &mut nals);
         seq = seq.wrapping_add(if rng.below(50) == 0 { 3 } else { 1 });
         let timestamp = (rng.below(4) * 3000) as u32;
-        let _ = reframer.push_rtp(seq, timestamp, rng.below(5) == 0, &payload, &mut out);
+        let _ = reframer.push_rtp_as_packets(seq, timestamp, rng.below(5) == 0, &payload, &mut out);
         nals.clear();
     }
     assert!(out.iter().all(|p| p.payload.len() <= MAX_PAYLOAD));

@@ -267,6 +267,10 @@ impl Connection {
             if rtcp_of_setup && rtp::is_rtcp(payload) {
                 self.media_last_seen
                     .store(self.server.now_ms(), Ordering::Relaxed);
+                ingest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_rtcp(payload);
             }
             return;
         };

@@ -11,8 +11,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
+use crate::codec::frame::RtpPayload;
 use crate::codec::sdp::MediaDesc;
-use crate::path::{Codec, Packet, Reader, Track};
+use crate::path::{Codec, Packet, Reader, RtpFormat, Track};
 
 /// Payload types in our DESCRIBE: static ones where the codec has one.
 pub fn payload_type(track: &Track) -> u8 {
@@ -77,14 +78,28 @@ pub struct Out {
 }
 
 async fn send(
-    pkt: &Packet,
+    unit: &Packet,
     tracks: &mut [Option<PlayTrack>],
     buf: &mut BytesMut,
     out: &Out,
 ) -> Result<(), String> {
-    let Some(Some(t)) = tracks.get_mut(pkt.track as usize) else {
+    let Some(Some(t)) = tracks.get_mut(unit.track as usize) else {
         return Ok(());
     };
+    let timestamp = unit.rtp_timestamp();
+    for p in unit.rtp(RtpFormat::Rtsp) {
+        send_one(t, timestamp, p, buf, out).await?;
+    }
+    Ok(())
+}
+
+async fn send_one(
+    t: &mut PlayTrack,
+    timestamp: u32,
+    pkt: &RtpPayload,
+    buf: &mut BytesMut,
+    out: &Out,
+) -> Result<(), String> {
     buf.clear();
     let rtp_len = 12 + pkt.payload.len();
     if let PlayTarget::Tcp { channel } = t.target {
@@ -95,7 +110,7 @@ async fn send(
     buf.put_u8(0x80);
     buf.put_u8(if pkt.marker { 0x80 } else { 0 } | t.payload_type);
     buf.put_u16(t.seq);
-    buf.put_u32(pkt.timestamp);
+    buf.put_u32(timestamp);
     buf.put_u32(t.ssrc);
     buf.put_slice(&pkt.payload);
     t.seq = t.seq.wrapping_add(1);

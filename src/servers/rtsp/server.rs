@@ -231,10 +231,14 @@ impl RtspServer {
                 continue;
             };
             route.last_seen.store(self.now_ms(), Ordering::Relaxed);
-            let Some(ingest) = route.ingest.as_ref().filter(|_| !rtcp) else {
+            let Some(ingest) = route.ingest.as_ref() else {
                 continue;
             };
             let mut ingest = ingest.lock().unwrap_or_else(|p| p.into_inner());
+            if rtcp {
+                ingest.push_rtcp(&data);
+                continue;
+            }
             if let Err(e) = ingest.push_rtp(route.media, &data) {
                 debug!(path = ingest.hub().path(), error = %e, "dropped UDP RTP packet");
             }

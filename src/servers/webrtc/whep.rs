@@ -16,7 +16,7 @@ use super::transport::outbound::Outbound;
 use super::transport::rtcp;
 use super::transport::{udp, PeerRx};
 use super::{Established, HttpError, WebrtcServer, RTCP_INTERVAL};
-use crate::path::{Codec, Hub, Packet, Reader};
+use crate::path::{Codec, Hub, Packet, Reader, RtpFormat};
 use crate::stats::{op, Telemetry};
 
 /// RTP header (no CSRC, no extension) + the largest payload the repacketizer emits + the
@@ -247,26 +247,34 @@ impl Viewer {
         }
     }
 
-    /// Writes and protects the packet in the viewer's buffer and sends it. Nothing is
-    /// allocated.
-    async fn send(&mut self, pkt: &Packet) {
-        let Some(Some(out)) = self.outbound.get_mut(pkt.track as usize) else {
+    /// Writes and protects the unit's WebRTC packets in the viewer's buffer and sends
+    /// them. Nothing is allocated.
+    async fn send(&mut self, unit: &Packet) {
+        let Some(Some(out)) = self.outbound.get_mut(unit.track as usize) else {
             return;
         };
-        let n = match out.write(self.batch.next_slot(), pkt, &mut self.est.crypto.rtp_out) {
-            Ok(n) => n,
-            Err(e) => {
-                debug!(error = %e, "packet not protected, dropped");
-                return;
+        let timestamp = unit.rtp_timestamp();
+        for pkt in unit.rtp(RtpFormat::WebRtc) {
+            let n = match out.write(
+                self.batch.next_slot(),
+                timestamp,
+                pkt,
+                &mut self.est.crypto.rtp_out,
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!(error = %e, "packet not protected, dropped");
+                    continue;
+                }
+            };
+            self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .bytes_sent
+                .fetch_add(12 + pkt.payload.len() as u64, Ordering::Relaxed);
+            // UDP: a failed send is a lost packet, not a reason to end the session.
+            if let Err(e) = self.batch.push(n, &self.est.socket, self.est.addr).await {
+                debug!(error = %e, "send failed");
             }
-        };
-        self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes_sent
-            .fetch_add(12 + pkt.payload.len() as u64, Ordering::Relaxed);
-        // UDP: a failed send is a lost packet, not a reason to end the session.
-        if let Err(e) = self.batch.push(n, &self.est.socket, self.est.addr).await {
-            debug!(error = %e, "send failed");
         }
     }
 

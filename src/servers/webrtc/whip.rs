@@ -210,6 +210,7 @@ impl Publishing {
         if rtcp::is_rtcp(d) {
             match self.est.unprotect_rtcp(d) {
                 Ok(plain) => {
+                    self.ingest.push_rtcp(&plain);
                     for s in &mut self.stats {
                         if let Some(ntp) = crate::media::rtcp::sender_report_ntp(&plain, s.ssrc) {
                             s.sender_report(ntp);

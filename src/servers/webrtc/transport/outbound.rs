@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::rtcp::{CryptoError, RtpProtector, SentCounts};
-use crate::path::Packet;
+use crate::codec::frame::RtpPayload;
 use crate::servers::webrtc::srtp::SrtpError;
 
 /// The largest SRTP tag we append (AEAD 16 bytes; CM-HMAC-80 10).
@@ -35,7 +35,8 @@ impl Outbound {
     pub fn write(
         &mut self,
         buf: &mut [u8],
-        pkt: &Packet,
+        timestamp: u32,
+        pkt: &RtpPayload,
         srtp: &mut RtpProtector,
     ) -> Result<usize, CryptoError> {
         let len = 12 + pkt.payload.len();
@@ -49,14 +50,14 @@ impl Outbound {
         buf[0] = 0x80;
         buf[1] = (u8::from(pkt.marker) << 7) | self.payload_type;
         buf[2..4].copy_from_slice(&self.seq.to_be_bytes());
-        buf[4..8].copy_from_slice(&pkt.timestamp.to_be_bytes());
+        buf[4..8].copy_from_slice(&timestamp.to_be_bytes());
         buf[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         buf[12..len].copy_from_slice(&pkt.payload);
         self.seq = self.seq.wrapping_add(1);
         let s = &mut self.sent;
         s.packets = s.packets.wrapping_add(1);
         s.octets = s.octets.wrapping_add(pkt.payload.len() as u32);
-        s.last_rtp = pkt.timestamp;
+        s.last_rtp = timestamp;
         s.last_sent = Some(Instant::now());
         srtp.protect(buf, len)
     }
@@ -77,12 +78,8 @@ mod tests {
         let mut srtp =
             RtpProtector::InPlace(SrtpSender::new(Profile::AeadAes128Gcm, &keys).expect("sender"));
         let mut out = Outbound::new(0x1234_5678, 102, 90_000, 65535);
-        let pkt = Packet {
-            track: 0,
-            timestamp: 3000,
+        let pkt = RtpPayload {
             marker: true,
-            au_start: true,
-            keyframe: true,
             payload: Bytes::from_static(&[0x65, 1, 2, 3]),
         };
         let mut ctx = webrtc::srtp::context::Context::new(
@@ -95,7 +92,7 @@ mod tests {
         .expect("context");
         let mut buf = [0u8; 1500];
         for want_seq in [65535u16, 0] {
-            let n = out.write(&mut buf, &pkt, &mut srtp).expect("write");
+            let n = out.write(&mut buf, 3000, &pkt, &mut srtp).expect("write");
             let plain = ctx.decrypt_rtp(&buf[..n]).expect("decrypts");
             assert_eq!(plain[1], 0x80 | 102);
             assert_eq!(u16::from_be_bytes([plain[2], plain[3]]), want_seq);
@@ -105,6 +102,6 @@ mod tests {
         assert_eq!(out.sent.packets, 2);
         // A buffer without room for the tag is refused, not overrun.
         let mut small = [0u8; 20];
-        assert!(out.write(&mut small, &pkt, &mut srtp).is_err());
+        assert!(out.write(&mut small, 3000, &pkt, &mut srtp).is_err());
     }
 }

@@ -1,0 +1,61 @@
+//! What a codec hands the stream core and gets back: a frame (an access unit or an audio
+//! frame) in the codec's own form, and the RTP payloads it becomes at a given size.
+
+use bytes::Bytes;
+
+/// One access unit or audio frame.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// H.264 or H.265: NAL units without start codes.
+    Nals(Vec<Bytes>),
+    /// A codec whose frame is one byte string: an audio frame, a VP8 or VP9 frame.
+    Whole(Bytes),
+}
+
+impl Frame {
+    /// Payload bytes, for counters and cache limits.
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Nals(n) => n.iter().map(Bytes::len).sum(),
+            Frame::Whole(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One RTP payload as readers send it: they write the header (their SSRC, sequence number
+/// and payload type, the unit's timestamp) in front of it.
+#[derive(Debug, Clone)]
+pub struct RtpPayload {
+    pub payload: Bytes,
+    /// The RTP marker bit: last packet of an access unit (video), talkspurt start (audio).
+    pub marker: bool,
+}
+
+/// How a track's frames become RTP: one per codec family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packetizer {
+    H264,
+    /// One frame, one packet (audio).
+    Single,
+}
+
+impl Packetizer {
+    /// Packetizes `frame` into payloads of at most `max_payload` bytes.
+    pub fn packetize(self, frame: &Frame, max_payload: usize, out: &mut Vec<RtpPayload>) {
+        match (self, frame) {
+            (Packetizer::H264, Frame::Nals(nals)) => {
+                super::h264::packetize_au(nals, max_payload, out)
+            }
+            (_, Frame::Whole(b)) => out.push(RtpPayload {
+                payload: b.clone(),
+                marker: false,
+            }),
+            // A frame of the wrong form for its codec is never made by ingest.
+            (Packetizer::Single, Frame::Nals(_)) => {}
+        }
+    }
+}
