@@ -49,7 +49,8 @@ function usage(msg) {
   process.stderr.write(
     'usage: node scripts/browser-e2e.mjs --base http://127.0.0.1:8889 ' +
       '--scenario whip-whep|play-only|republish [--path cam] [--expect-cipher gcm|any] ' +
-      '[--max-first-frame-ms N] [--pages auto|server|local] [--timeout-s 120]\n',
+      '[--max-first-frame-ms N] [--pages auto|server|local] [--timeout-s 120] ' +
+      '[--video-codec H264|VP8|VP9|AV1]\n',
   );
   process.exit(2);
 }
@@ -63,6 +64,7 @@ function parseArgs(argv) {
     maxFirstFrameMs: null,
     pages: 'auto',
     timeoutS: 120,
+    videoCodec: 'H264',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -80,6 +82,7 @@ function parseArgs(argv) {
       case '--max-first-frame-ms': o.maxFirstFrameMs = Number(val()); break;
       case '--pages': o.pages = val(); break;
       case '--timeout-s': o.timeoutS = Number(val()); break;
+      case '--video-codec': o.videoCodec = val().toUpperCase(); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
@@ -93,6 +96,7 @@ function parseArgs(argv) {
   if (!['auto', 'server', 'local'].includes(o.pages)) usage('--pages must be auto, server or local');
   if (!(o.timeoutS > 0)) usage('bad --timeout-s');
   if (!o.path) usage('--path must not be empty');
+  if (!['H264', 'VP8', 'VP9', 'AV1'].includes(o.videoCodec)) usage('--video-codec must be H264, VP8, VP9 or AV1');
   return o;
 }
 
@@ -290,6 +294,15 @@ async function mustStats(page, name) {
 
 async function publish(name) {
   const page = await openPage(name, 'publisher');
+  // The page's codec menu drives setCodecPreferences: pick the first entry of the codec.
+  const picked = await page.evaluate((want) => {
+    const sel = document.getElementById('videoCodec');
+    const o = [...sel.options].find((x) => x.textContent.toUpperCase().startsWith(want));
+    if (!o) return [...sel.options].map((x) => x.textContent);
+    sel.value = o.value;
+    return null;
+  }, opts.videoCodec);
+  check(picked === null, `${name}: the codec menu has no ${opts.videoCodec}: ${JSON.stringify(picked)}`);
   // The page asks for the devices first (fake ones here); start() waits for that itself.
   const started = await page.evaluate(async () => {
     try {
@@ -336,7 +349,11 @@ async function waitFrames(page, name, n, timeoutMs) {
 function checkVideo(name, s) {
   const v = s.inbound.video;
   check(v, `${name}: no inbound-rtp video stats`);
-  check(v.codec === 'video/H264', `${name}: video codec is ${v.codec}, want video/H264`);
+  const want = 'video/' + opts.videoCodec;
+  check(v.codec === want, `${name}: video codec is ${v.codec}, want ${want}`);
+  // Not an exact size: the publisher's encoder may scale down on a busy 2-core machine.
+  check(v.frameWidth >= 160 && v.frameHeight >= 90,
+    `${name}: decoded frames of ${v.frameWidth}x${v.frameHeight}`);
   check(v.packetsLost === 0, `${name}: video packetsLost is ${v.packetsLost}, want 0`);
 }
 
@@ -424,7 +441,8 @@ async function whipWhep() {
     transport: sa.transport,
   };
   result.reader = { ...summary(sb), srtpCipher: cipherOf(sb), transport: sb.transport };
-  check(ov && ov.codec === 'video/H264', `publisher: sends ${ov && ov.codec}, want video/H264`);
+  check(ov && ov.codec === 'video/' + opts.videoCodec,
+    `publisher: sends ${ov && ov.codec}, want video/${opts.videoCodec}`);
   check(sa.outbound.audio && sa.outbound.audio.packetsSent > 0, 'publisher: sends no audio');
   check((ov.pliCount || 0) > 0 && (ov.pliCount || 0) > pliBefore,
     `publisher: pliCount ${ov.pliCount || 0} did not rise after the reader joined ` +

@@ -133,3 +133,39 @@ async fn browser_reader_survives_a_republish_without_reload() {
     scenario(&server, &["--scenario", "republish", "--path", "cam"]).await;
     server.shutdown();
 }
+
+/// Chromium publishes each codec it encodes (setCodecPreferences on the publisher page),
+/// and another Chromium page plays it via WHEP: frames decoded in that codec, no loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_publishes_and_plays_vp8_vp9_and_av1() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    for codec in ["VP8", "VP9", "AV1"] {
+        let path = codec.to_ascii_lowercase();
+        let r = scenario(
+            &server,
+            &[
+                "--scenario",
+                "whip-whep",
+                "--path",
+                &path,
+                "--video-codec",
+                codec,
+            ],
+        )
+        .await;
+        let want = format!("video/{codec}");
+        assert_eq!(r["publisher"]["video"]["codec"], want.as_str(), "{r}");
+        assert_eq!(r["reader"]["video"]["codec"], want.as_str(), "{r}");
+        assert_eq!(r["reader"]["video"]["packetsLost"], 0, "{r}");
+        assert!(
+            r["reader"]["video"]["framesDecoded"].as_u64() >= Some(60),
+            "{r}"
+        );
+        eprintln!(
+            "{codec}: {}x{} decoded, first frame {} ms after WHEP POST",
+            r["reader"]["video"]["width"], r["reader"]["video"]["height"], r["firstFrameMs"]
+        );
+    }
+    server.shutdown();
+}

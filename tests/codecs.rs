@@ -198,3 +198,85 @@ async fn g722_from_a_camera_reaches_whep_and_rtsp_readers() {
     let _ = ff.kill().await;
     server.shutdown();
 }
+
+/// ffprobe shows the path's video over RTSP as `codec,width,height`, and ffmpeg decodes 3 s
+/// of it (`-c copy` would hide decoder errors) into at least `min_frames` frames without
+/// an error.
+async fn assert_video_reads_back(url: &str, video: &str, min_frames: usize) {
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+        url,
+    ];
+    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
+    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(probed, video, "ffprobe over RTSP");
+    let args = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-t",
+        "3",
+        "-map",
+        "0:v",
+        "-f",
+        "framecrc",
+        "-",
+    ];
+    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        errors.is_empty(),
+        "{video}: decode errors over RTSP: {errors}"
+    );
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    eprintln!("{video} over RTSP: {frames} frames decoded in 3 s");
+    assert!(frames >= min_frames, "{video}: {frames} frames decoded");
+}
+
+/// A camera or encoder pushing VP8 or VP9 over RTSP (ffmpeg with libvpx): RTSP readers get
+/// the same codec and size back, decodable frame after frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_and_vp9_pushed_over_rtsp_read_back() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    for (codec, encoder, name) in [("vp8", "libvpx", "vp8"), ("vp9", "libvpx-vp9", "vp9")] {
+        let path = format!("cam_{codec}");
+        let mut ff = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+            .args(["-c:v", encoder, "-deadline", "realtime", "-cpu-used", "8"])
+            .args(["-b:v", "1M", "-g", "30", "-pix_fmt", "yuv420p"])
+            // ffmpeg marks its VP9 RTP packetizer experimental.
+            .args(["-strict", "experimental"])
+            .args([
+                "-f",
+                "rtsp",
+                "-rtsp_transport",
+                "tcp",
+                &rtsp_url(&server, &path),
+            ])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ffmpeg runs");
+        wait_stream(&server, &path, Duration::from_secs(15)).await;
+        assert_video_reads_back(&rtsp_url(&server, &path), &format!("{name},640,360"), 60).await;
+        let _ = ff.kill().await;
+    }
+    server.shutdown();
+}

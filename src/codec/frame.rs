@@ -41,6 +41,8 @@ pub enum Packetizer {
     H264,
     /// One frame, one packet (audio).
     Single,
+    /// Codecs passed through packet by packet: only the received packets are sent.
+    ReceivedOnly,
 }
 
 impl Packetizer {
@@ -50,12 +52,13 @@ impl Packetizer {
             (Packetizer::H264, Frame::Nals(nals)) => {
                 super::h264::packetize_au(nals, max_payload, out)
             }
+            (Packetizer::ReceivedOnly, Frame::Whole(_)) => {}
             (_, Frame::Whole(b)) => out.push(RtpPayload {
                 payload: b.clone(),
                 marker: false,
             }),
             // A frame of the wrong form for its codec is never made by ingest.
-            (Packetizer::Single, Frame::Nals(_)) => {}
+            (Packetizer::Single | Packetizer::ReceivedOnly, Frame::Nals(_)) => {}
         }
     }
 }

@@ -2,11 +2,14 @@
 //! that says which SDP media descriptions become tracks and how a track is described back.
 //! RTSP ANNOUNCE, pulled RTSP sources and RTSP DESCRIBE all go through here.
 
+pub mod av1;
 pub mod frame;
 pub mod g711;
 pub mod g722;
 pub mod h264;
 pub mod sdp;
+pub mod vp8;
+pub mod vp9;
 
 use h264::ParamSets;
 use sdp::{MediaDesc, MediaKind};
@@ -15,6 +18,10 @@ use sdp::{MediaDesc, MediaKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Codec {
     H264(ParamSets),
+    /// VP8 (RFC 7741), VP9 (RFC 9628), AV1: passed through packet by packet.
+    Vp8,
+    Vp9,
+    Av1,
     Opus {
         channels: u16,
     },
@@ -52,6 +59,14 @@ impl Track {
         }
     }
 
+    /// VP8, VP9 or AV1, which share the 90 kHz clock.
+    pub fn video(codec: Codec) -> Self {
+        Track {
+            codec,
+            clock_rate: 90_000,
+        }
+    }
+
     pub fn g722() -> Self {
         Track {
             codec: Codec::G722,
@@ -63,18 +78,36 @@ impl Track {
     pub fn packetizer(&self) -> frame::Packetizer {
         match self.codec {
             Codec::H264(_) => frame::Packetizer::H264,
+            Codec::Vp8 | Codec::Vp9 | Codec::Av1 => frame::Packetizer::ReceivedOnly,
             Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => frame::Packetizer::Single,
         }
     }
 
     pub fn is_video(&self) -> bool {
-        matches!(self.codec, Codec::H264(_))
+        matches!(
+            self.codec,
+            Codec::H264(_) | Codec::Vp8 | Codec::Vp9 | Codec::Av1
+        )
+    }
+
+    /// For codecs passed through packet by packet: whether `payload`, the first packet of
+    /// a frame, starts a key frame. None for the others.
+    pub fn keyframe_detector(&self) -> Option<KeyframeDetector> {
+        match self.codec {
+            Codec::Vp8 => Some(|p| Ok(vp8::starts_keyframe(p)?)),
+            Codec::Vp9 => Some(|p| Ok(vp9::starts_keyframe(p)?)),
+            Codec::Av1 => Some(|p| Ok(av1::starts_keyframe(p)?)),
+            _ => None,
+        }
     }
 
     /// The rtpmap encoding name an SDP offer or answer uses for this codec.
     pub fn encoding(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H264",
+            Codec::Vp8 => vp8::ENCODING,
+            Codec::Vp9 => vp9::ENCODING,
+            Codec::Av1 => av1::ENCODING,
             Codec::Opus { .. } => "opus",
             Codec::G711(law) => law.encoding(),
             Codec::G722 => g722::ENCODING,
@@ -85,6 +118,9 @@ impl Track {
     pub fn api_name(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H264",
+            Codec::Vp8 => "VP8",
+            Codec::Vp9 => "VP9",
+            Codec::Av1 => "AV1",
             Codec::Opus { .. } => "Opus",
             Codec::G711(_) => "G711",
             Codec::G722 => "G722",
@@ -95,6 +131,9 @@ impl Track {
     pub fn name(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H.264",
+            Codec::Vp8 => "VP8",
+            Codec::Vp9 => "VP9",
+            Codec::Av1 => "AV1",
             Codec::Opus { .. } => "Opus",
             Codec::G711(law) => law.name(),
             Codec::G722 => "G.722",
@@ -103,7 +142,22 @@ impl Track {
 }
 
 /// The codecs tracks can be made of, for messages.
-pub const CARRIED: &str = "H.264 video, and Opus, G.711 (PCMU/PCMA) or G.722 audio";
+pub const CARRIED: &str =
+    "H.264, VP8, VP9 or AV1 video, and Opus, G.711 (PCMU/PCMA) or G.722 audio";
+
+/// Whether the first packet of a frame starts a key frame.
+pub type KeyframeDetector = fn(&[u8]) -> Result<bool, FrameError>;
+
+/// A packet of a pass-through codec that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error(transparent)]
+    Vp8(#[from] vp8::Vp8Error),
+    #[error(transparent)]
+    Vp9(#[from] vp9::Vp9Error),
+    #[error(transparent)]
+    Av1(#[from] av1::Av1Error),
+}
 
 /// Why a media description does not become a track.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,6 +186,15 @@ pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), Trac
                 ),
             },
         }),
+        (MediaKind::Video, vp8::ENCODING) if m.clock_rate == vp8::CLOCK_RATE => {
+            Ok((Track::video(Codec::Vp8), None))
+        }
+        (MediaKind::Video, vp9::ENCODING) if m.clock_rate == vp9::CLOCK_RATE => {
+            Ok((Track::video(Codec::Vp9), None))
+        }
+        (MediaKind::Video, av1::ENCODING) if m.clock_rate == av1::CLOCK_RATE => {
+            Ok((Track::video(Codec::Av1), None))
+        }
         (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
             // RFC 7587 7: the rtpmap always says 2 channels; mono is `sprop-stereo=0` (some
             // senders write `/1` instead). Read both ways, so a DESCRIBE of a mono track
@@ -221,6 +284,15 @@ pub fn sdp_for_track(t: &Track, pt: u8) -> MediaDesc {
                 control: None,
             }
         }
+        Codec::Vp8 | Codec::Vp9 | Codec::Av1 => MediaDesc {
+            kind: MediaKind::Video,
+            payload_type: pt,
+            codec: t.encoding().into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: Vec::new(),
+            control: None,
+        },
         Codec::Opus { channels } => MediaDesc {
             kind: MediaKind::Audio,
             payload_type: pt,
@@ -283,6 +355,9 @@ mod tests {
     #[test]
     fn tracks_describe_back_to_themselves() {
         for t in [
+            Track::video(Codec::Vp8),
+            Track::video(Codec::Vp9),
+            Track::video(Codec::Av1),
             Track::opus(2),
             Track::opus(1),
             Track::g711(g711::Law::Mu),

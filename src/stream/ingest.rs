@@ -10,10 +10,12 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::hub::{Codec, Hub};
+use super::passthrough::FramePassthrough;
 use super::unit::{Payloads, Unit};
 use crate::codec::frame::{Frame, Packetizer, RtpPayload};
 use crate::codec::h264::passthrough::H264Passthrough;
 use crate::codec::h264::{AccessUnit, H264Error, OutPacket, Reframer};
+use crate::codec::FrameError;
 use crate::media::rtcp::{self, RtcpItem};
 use crate::media::rtp::{self, RtpPacket};
 
@@ -23,6 +25,8 @@ enum TrackIngest {
     H264Passthrough(Box<H264Passthrough>),
     /// Audio whose every packet is a frame (Opus, G.711, G.722): passed through as it is.
     Frames,
+    /// VP8, VP9, AV1: passed through packet by packet.
+    Video(FramePassthrough),
 }
 
 /// How H.264 from this publisher is handled.
@@ -96,6 +100,8 @@ pub enum IngestError {
     Rtp(#[from] rtp::RtpError),
     #[error(transparent)]
     H264(#[from] H264Error),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
 }
 
 impl Ingest {
@@ -115,6 +121,9 @@ impl Ingest {
                         TrackIngest::H264Passthrough(Box::default())
                     }
                     (Codec::Opus { .. } | Codec::G711(_) | Codec::G722, _) => TrackIngest::Frames,
+                    (Codec::Vp8 | Codec::Vp9 | Codec::Av1, _) => {
+                        TrackIngest::Video(FramePassthrough::new(track.keyframe_detector()?))
+                    }
                 };
                 Some(TrackState {
                     hub_track: idx,
@@ -193,6 +202,36 @@ impl Ingest {
                 let frame = Some(Frame::Whole(pkt.payload.clone()));
                 let mut unit =
                     Unit::received(track, pts, false, true, received, frame, t.packetizer);
+                unit.ntp = t.wall.and_then(|w| w.at(pkt.timestamp, t.clock_rate));
+                self.hub.write(unit);
+                return Ok(());
+            }
+            TrackIngest::Video(v) => {
+                let marks = match v.push(pkt.sequence, pkt.timestamp, pkt.marker, &pkt.payload) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.hub.stats.invalid_in.fetch_add(1, Ordering::Relaxed);
+                        self.hub.request_keyframe();
+                        return Err(e.into());
+                    }
+                };
+                if marks.loss {
+                    self.hub.request_keyframe();
+                }
+                let pts = t.pts.extend(pkt.timestamp);
+                let received = Payloads::One(RtpPayload {
+                    payload: pkt.payload.clone(),
+                    marker: pkt.marker,
+                });
+                let mut unit = Unit::received(
+                    track,
+                    pts,
+                    marks.keyframe,
+                    marks.au_start,
+                    received,
+                    None,
+                    t.packetizer,
+                );
                 unit.ntp = t.wall.and_then(|w| w.at(pkt.timestamp, t.clock_rate));
                 self.hub.write(unit);
                 return Ok(());

@@ -7,6 +7,7 @@
 pub mod gop;
 pub mod hub;
 pub mod ingest;
+pub mod passthrough;
 pub mod unit;
 
 pub use hub::{Codec, Hub, HubClosed, Packet, Reader, Track};

@@ -18,7 +18,7 @@ use crate::path::{Codec, Packet, Reader, RtpFormat, Track};
 /// Payload types in our DESCRIBE: static ones where the codec has one.
 pub fn payload_type(track: &Track) -> u8 {
     match track.codec {
-        Codec::H264(_) => 96,
+        Codec::H264(_) | Codec::Vp8 | Codec::Vp9 | Codec::Av1 => 96,
         Codec::Opus { .. } => 97,
         Codec::G711(law) => law.static_payload_type(),
         Codec::G722 => crate::codec::g722::STATIC_PAYLOAD_TYPE,

@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use sdp::description::session::SessionDescription;
 
-use crate::codec::Track;
+use crate::codec::{Codec, Track};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OfferError {
@@ -301,6 +301,40 @@ pub fn choose_publisher_audio(media: &OfferMedia) -> Option<(&OfferCodec, Track)
     ]
     .into_iter()
     .find_map(|t| choose_audio(media, &t).map(|c| (c, t)))
+}
+
+/// The offer's codec for a VP8, VP9 or AV1 track. VP9 and AV1 streams from browsers are
+/// profile 0 (what every decoder takes), so an offer's profile 0 entry is the one.
+pub fn choose_passthrough_video<'a>(
+    media: &'a OfferMedia,
+    track: &Track,
+) -> Option<&'a OfferCodec> {
+    let same = |c: &&OfferCodec| c.is(track.encoding()) && c.clock_rate == track.clock_rate;
+    let profile0 = |c: &&OfferCodec| {
+        matches!(
+            c.fmtp_param("profile-id").or(c.fmtp_param("profile")),
+            None | Some("0")
+        )
+    };
+    let mut matching = media.codecs.iter().filter(same);
+    matching.clone().find(profile0).or_else(|| matching.next())
+}
+
+/// The video codec a WHIP publisher may send: H.264 (packetization-mode=1) when offered, as
+/// every kind of reader takes it; else the first of VP8, VP9 or AV1 in the offer's order.
+pub fn choose_publisher_video(media: &OfferMedia) -> Option<(&OfferCodec, Track)> {
+    if let Some((c, _)) = choose_h264(media, None) {
+        return Some((c, Track::h264(Default::default())));
+    }
+    media.codecs.iter().find_map(|c| {
+        let codec = [Codec::Vp8, Codec::Vp9, Codec::Av1]
+            .into_iter()
+            .find(|k| c.is(Track::video(k.clone()).encoding()) && c.clock_rate == 90_000)?;
+        let track = Track::video(codec);
+        // VP9 and AV1: profile 0 only, the one every viewer decodes.
+        let c = choose_passthrough_video(media, &track)?;
+        Some((c, track))
+    })
 }
 
 /// The H.264 payload type to answer with for a stream with `source_plid` (None: not known

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_audio, choose_h264, Direction, OfferTransport};
+use super::sdp::{choose_audio, choose_h264, choose_passthrough_video, Direction, OfferTransport};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -49,6 +49,7 @@ impl WebrtcServer {
         for track in &tracks {
             let (kind, source_plid) = match &track.codec {
                 Codec::H264(params) => ("video", params.profile_level_id()),
+                Codec::Vp8 | Codec::Vp9 | Codec::Av1 => ("video", None),
                 Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => ("audio", None),
             };
             let chosen = sections.iter_mut().find_map(|sec| {
@@ -60,7 +61,9 @@ impl WebrtcServer {
                 if !usable {
                     return None;
                 }
-                let codec = if kind == "video" {
+                let codec = if track.keyframe_detector().is_some() {
+                    choose_passthrough_video(m, track)?.clone()
+                } else if kind == "video" {
                     let (c, plid) = choose_h264(m, source_plid.as_deref())?;
                     let mut c = c.clone();
                     c.fmtp = answer::with_plid(&c.fmtp, &plid);
@@ -72,7 +75,12 @@ impl WebrtcServer {
             });
             let Some((sec, codec)) = chosen else {
                 outbound.push(None);
-                if kind == "video" {
+                if track.keyframe_detector().is_some() {
+                    reasons.push(format!(
+                        "the stream is {} but the offer has no receiving video section with it",
+                        track.name()
+                    ));
+                } else if kind == "video" {
                     reasons.push(format!(
                         "the stream is H.264 (profile-level-id {}) but the offer has no receiving video section with H.264 packetization-mode=1 that can decode it",
                         source_plid.as_deref().unwrap_or("unknown")

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_h264, choose_publisher_audio, Direction, OfferTransport};
+use super::sdp::{choose_publisher_audio, choose_publisher_video, Direction, OfferTransport};
 use super::session::{Session, SessionKind};
 use super::transport::rtcp::{self, ReceivedStats};
 use super::transport::{udp, PeerRx};
@@ -45,10 +45,8 @@ impl WebrtcServer {
                     return None;
                 }
                 let (codec, track) = if kind == "video" {
-                    (
-                        choose_h264(m, None)?.0.clone(),
-                        Track::h264(Default::default()),
-                    )
+                    let (c, t) = choose_publisher_video(m)?;
+                    (c.clone(), t)
                 } else {
                     let (c, t) = choose_publisher_audio(m)?;
                     (c.clone(), t)
@@ -68,7 +66,7 @@ impl WebrtcServer {
         }
         if tracks.is_empty() {
             return Err(HttpError::NotAcceptable(format!(
-                "the offer has no usable track: hubcast takes {} (H.264 with packetization-mode=1)",
+                "the offer has no usable track: hubcast takes {} (H.264 with packetization-mode=1; VP9 and AV1 profile 0)",
                 crate::codec::CARRIED
             )));
         }
