@@ -1,6 +1,6 @@
 //! Codecs beyond H.264 and Opus, end to end with real peers: a camera's G.711 (µ-law and
 //! A-law) and G.722, pushed by ffmpeg over RTSP, reach WHEP viewers as the same tone and
-//! RTSP readers as the same codec.
+//! RTSP readers as the same codec; VP8, VP9 and H.264 with B-frames read back over RTSP.
 
 mod common;
 
@@ -278,5 +278,41 @@ async fn vp8_and_vp9_pushed_over_rtsp_read_back() {
         assert_video_reads_back(&rtsp_url(&server, &path), &format!("{name},640,360"), 60).await;
         let _ = ff.kill().await;
     }
+    server.shutdown();
+}
+
+/// A camera's H.264 High with B-frames (x264 `-bf 2`): RTSP readers get it back as it is,
+/// decodable without an error (reordered frames keep their presentation times).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_with_b_frames_pushed_over_rtsp_reads_back() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let path = "cam_bframes";
+    let mut ff = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+        ])
+        .args(["-bf", "2", "-g", "30", "-pix_fmt", "yuv420p"])
+        .args([
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &rtsp_url(&server, path),
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs");
+    wait_stream(&server, path, Duration::from_secs(15)).await;
+    assert_video_reads_back(&rtsp_url(&server, path), "h264,640,360", 60).await;
+    let _ = ff.kill().await;
     server.shutdown();
 }

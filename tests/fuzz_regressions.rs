@@ -150,3 +150,70 @@ fn a_mono_opus_track_describes_back_to_mono() {
     let again = track_from_sdp(&sdp_for_track(&audio, 97)).map(|(t, _)| t);
     assert_eq!(again, Ok(audio));
 }
+
+/// fuzz target `rtp_ingest` (fuzz/findings/rtp_ingest/vp8_oversize_packet_to_webrtc): a
+/// VP8 packet larger than WebRTC's payload limit (an RTSP publisher's 1460-byte packets)
+/// went to WebRTC readers as it was. Fixed in `codec::vp8::split`: such a packet is cut to
+/// size for them, once, with the payload descriptor on each part.
+#[test]
+fn oversize_vp8_packets_are_cut_to_webrtc_size() {
+    use hubcast::codec::Codec;
+    use hubcast::path::{Hub, RtpFormat, Track};
+    use hubcast::stream::ingest::{H264Mode, Ingest};
+
+    let hub = Hub::new("vp8", vec![Track::video(Codec::Vp8)], 16);
+    let mut reader = hub.add_reader().expect("open");
+    let mut ingest = Ingest::new(std::sync::Arc::clone(&hub), &[Some(0)], H264Mode::Reframe);
+    let mut pkt = vec![0x80, 0x80 | 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7];
+    pkt.extend_from_slice(&[0x10, 0x10]); // S=1 PID=0, key frame tag
+    pkt.extend(std::iter::repeat_n(0x55, 1458));
+    ingest.push_rtp(0, &Bytes::from(pkt)).expect("valid VP8");
+    let unit = reader.try_recv().expect("a unit");
+    assert!(unit.starts_keyframe());
+    let web = unit.rtp(RtpFormat::WebRtc);
+    assert_eq!(web.len(), 2);
+    assert!(web
+        .iter()
+        .all(|p| p.payload.len() <= RtpFormat::WebRtc.max_payload()));
+    assert_eq!((web[0].marker, web[1].marker), (false, true));
+    assert_eq!(
+        (web[0].payload[0], web[1].payload[0]),
+        (0x10, 0x00),
+        "S only on the first"
+    );
+    // RTSP readers take the packet as it came.
+    assert_eq!(unit.rtp(RtpFormat::Rtsp)[0].payload.len(), 1460);
+}
+
+/// fuzz target `rtp_ingest` (fuzz/findings/rtp_ingest/empty_passthrough_payload): an empty
+/// VP8/VP9/AV1 payload in the middle of a frame went to readers as an empty packet. Fixed
+/// in `stream::passthrough`: every packet's payload is checked, not only a frame's first.
+#[test]
+fn empty_passthrough_payloads_are_refused() {
+    use hubcast::codec::Codec;
+    use hubcast::path::{Hub, Track};
+    use hubcast::stream::ingest::{H264Mode, Ingest};
+
+    for codec in [Codec::Vp8, Codec::Vp9, Codec::Av1] {
+        let hub = Hub::new("v", vec![Track::video(codec.clone())], 16);
+        let mut reader = hub.add_reader().expect("open");
+        let mut ingest = Ingest::new(std::sync::Arc::clone(&hub), &[Some(0)], H264Mode::Reframe);
+        let header = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7];
+        assert!(
+            ingest
+                .push_rtp(0, &Bytes::copy_from_slice(&header))
+                .is_err(),
+            "{codec:?}"
+        );
+        assert!(
+            reader.try_recv().is_none(),
+            "{codec:?}: nothing reached the reader"
+        );
+        assert_eq!(
+            hub.stats
+                .invalid_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+}

@@ -1,12 +1,14 @@
 //! A publisher's RTP as the server takes it in: `rtp::parse` / `is_rtcp` on each datagram
-//! (or interleaved frame), then `Ingest` into a `Hub` with one H.264 and one Opus track, in
-//! both H.264 modes (camera reframing and WebRTC passthrough), with readers that join, lag
-//! and drain so the hub's fan-out, GOP cache and keyframe wait all run.
+//! (or interleaved frame), then `Ingest` into a `Hub` with one video and one Opus track:
+//! H.264 in both modes (camera reframing and WebRTC passthrough), and VP8, VP9 and AV1
+//! (passed through, key frames read from the payload), with readers that join, lag and
+//! drain so the hub's fan-out, GOP cache and keyframe wait all run. RTCP chunks go to
+//! `Ingest::push_rtcp` (sender reports give units their wall-clock time).
 //!
 //! No tokio runtime is needed: the hub only uses `try_send` / `try_recv` and `watch`.
 //!
 //! Input: chunks, each: ctl (u8), length (u16 LE, clamped to what is left), bytes.
-//! ctl bit 0: media 0 (H.264) or 1 (Opus); bit 1: drain the readers afterwards;
+//! ctl bit 0: media 0 (video) or 1 (Opus); bit 1: drain the readers afterwards;
 //! bit 2: a new reader joins (replacing the late one); bit 3: source discontinuity;
 //! bit 4: fix up the RTP header (version 2, next sequence number, so mutations reach the
 //! payload parsers); bit 5: feed the chunk to media 2 (not mapped to a track).
@@ -33,13 +35,15 @@ struct Watcher {
     /// No video seen yet since joining / the last discontinuity, and none may be seen
     /// before a keyframe start.
     want_keyframe: bool,
+    /// Video must fit each RTP format (AV1 is passed on as the publisher sized it).
+    fits: bool,
 }
 
 impl Watcher {
-    fn join(hub: &Arc<Hub>) -> Watcher {
+    fn join(hub: &Arc<Hub>, fits: bool) -> Watcher {
         let reader = hub.add_reader().expect("hub is open");
         for p in &reader.gop {
-            check_packet(p);
+            check_packet(p, fits);
             assert_eq!(p.track, 0, "GOP cache holds video only");
         }
         if let Some(first) = reader.gop.first() {
@@ -52,12 +56,13 @@ impl Watcher {
         Watcher {
             reader,
             want_keyframe,
+            fits,
         }
     }
 
     fn drain(&mut self) {
         while let Some(p) = self.reader.try_recv() {
-            check_packet(&p);
+            check_packet(&p, self.fits);
             if p.track == 0 && self.want_keyframe {
                 assert!(
                     p.au_start && p.keyframe,
@@ -69,9 +74,9 @@ impl Watcher {
     }
 }
 
-fn check_packet(p: &Packet) {
+fn check_packet(p: &Packet, fits: bool) {
     assert!(p.track < 2, "track {}", p.track);
-    if p.track == 0 {
+    if p.track == 0 && fits {
         // What every WebRTC and RTSP reader of the unit sends.
         for format in [RtpFormat::WebRtc, RtpFormat::Rtsp] {
             for r in p.rtp(format) {
@@ -88,22 +93,22 @@ struct Pipeline {
     ingest: Ingest,
     early: Watcher,
     late: Option<Watcher>,
+    video: Codec,
 }
 
 impl Pipeline {
-    fn new(mode: H264Mode) -> Pipeline {
-        let hub = Hub::new(
-            "fuzz",
-            vec![Track::h264(Default::default()), Track::opus(2)],
-            64,
-        );
+    fn new(video: Track, mode: H264Mode) -> Pipeline {
+        let codec = video.codec.clone();
+        let hub = Hub::new("fuzz", vec![video, Track::opus(2)], 64);
         let ingest = Ingest::new(Arc::clone(&hub), &[Some(0), Some(1)], mode);
-        let early = Watcher::join(&hub);
+        let fits = !matches!(codec, Codec::Av1);
+        let early = Watcher::join(&hub, fits);
         Pipeline {
             hub,
             ingest,
             early,
             late: None,
+            video: codec,
         }
     }
 
@@ -113,6 +118,9 @@ impl Pipeline {
 
     fn step(&mut self, ctl: u8, media: usize, chunk: &Bytes) {
         let before = self.hub.stats.invalid_in.load(Ordering::Relaxed);
+        if rtp::is_rtcp(chunk) {
+            self.ingest.push_rtcp(chunk);
+        }
         let res = self.ingest.push_rtp(media, chunk);
         if let Err(e) = &res {
             let _ = e.to_string();
@@ -126,7 +134,7 @@ impl Pipeline {
         if ctl & 4 != 0 {
             // Drop the old late reader first: its slot leaves the hub.
             self.late = None;
-            self.late = Some(Watcher::join(&self.hub));
+            self.late = Some(Watcher::join(&self.hub, self.early.fits));
         }
         if ctl & 8 != 0 {
             // Whatever was queued before the restart may still be mid-GOP.
@@ -140,7 +148,10 @@ impl Pipeline {
         self.watchers().for_each(Watcher::drain);
         let tracks = self.hub.tracks();
         assert_eq!(tracks.len(), 2);
-        assert!(matches!(tracks[0].codec, Codec::H264(_)));
+        assert_eq!(
+            std::mem::discriminant(&tracks[0].codec),
+            std::mem::discriminant(&self.video)
+        );
         assert_eq!(tracks[1].codec, Codec::Opus { channels: 2 });
         if let Codec::H264(params) = &tracks[0].codec {
             let _ = params.resolution();
@@ -157,9 +168,13 @@ impl Pipeline {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let h264 = || Track::h264(Default::default());
     let mut pipes = [
-        Pipeline::new(H264Mode::Reframe),
-        Pipeline::new(H264Mode::Passthrough),
+        Pipeline::new(h264(), H264Mode::Reframe),
+        Pipeline::new(h264(), H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Vp8), H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Vp9), H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Av1), H264Mode::Passthrough),
     ];
     let mut seq = [0u16; 3];
     let mut rest = data;

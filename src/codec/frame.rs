@@ -41,7 +41,11 @@ pub enum Packetizer {
     H264,
     /// One frame, one packet (audio).
     Single,
-    /// Codecs passed through packet by packet: only the received packets are sent.
+    /// VP8 and VP9, passed through packet by packet: a packet too large for a reader is
+    /// cut into several with the payload descriptor on each.
+    Vp8,
+    Vp9,
+    /// Codecs passed through packet by packet as they are (AV1).
     ReceivedOnly,
 }
 
@@ -52,13 +56,42 @@ impl Packetizer {
             (Packetizer::H264, Frame::Nals(nals)) => {
                 super::h264::packetize_au(nals, max_payload, out)
             }
-            (Packetizer::ReceivedOnly, Frame::Whole(_)) => {}
+            (Packetizer::Vp8 | Packetizer::Vp9 | Packetizer::ReceivedOnly, Frame::Whole(_)) => {}
             (_, Frame::Whole(b)) => out.push(RtpPayload {
                 payload: b.clone(),
                 marker: false,
             }),
             // A frame of the wrong form for its codec is never made by ingest.
-            (Packetizer::Single | Packetizer::ReceivedOnly, Frame::Nals(_)) => {}
+            (
+                Packetizer::Single | Packetizer::Vp8 | Packetizer::Vp9 | Packetizer::ReceivedOnly,
+                Frame::Nals(_),
+            ) => {}
         }
+    }
+
+    /// Whether a received packet too large for a reader can be cut to size.
+    pub fn splits_packets(self) -> bool {
+        matches!(self, Packetizer::Vp8 | Packetizer::Vp9)
+    }
+
+    /// Cuts a received packet into payloads of at most `max_payload` bytes; the last keeps
+    /// its marker bit.
+    pub fn split(self, packet: &RtpPayload, max_payload: usize, out: &mut Vec<RtpPayload>) {
+        let mut parts = Vec::new();
+        match self {
+            Packetizer::Vp8 => super::vp8::split(&packet.payload, max_payload, &mut parts),
+            Packetizer::Vp9 => super::vp9::split(&packet.payload, max_payload, &mut parts),
+            _ => parts.push(packet.payload.clone()),
+        }
+        let last = parts.len().saturating_sub(1);
+        out.extend(
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, payload)| RtpPayload {
+                    payload,
+                    marker: i == last && packet.marker,
+                }),
+        );
     }
 }

@@ -78,7 +78,9 @@ impl Track {
     pub fn packetizer(&self) -> frame::Packetizer {
         match self.codec {
             Codec::H264(_) => frame::Packetizer::H264,
-            Codec::Vp8 | Codec::Vp9 | Codec::Av1 => frame::Packetizer::ReceivedOnly,
+            Codec::Vp8 => frame::Packetizer::Vp8,
+            Codec::Vp9 => frame::Packetizer::Vp9,
+            Codec::Av1 => frame::Packetizer::ReceivedOnly,
             Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => frame::Packetizer::Single,
         }
     }
@@ -151,6 +153,8 @@ pub type KeyframeDetector = fn(&[u8]) -> Result<bool, FrameError>;
 /// A packet of a pass-through codec that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    #[error("empty RTP payload")]
+    Empty,
     #[error(transparent)]
     Vp8(#[from] vp8::Vp8Error),
     #[error(transparent)]

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::hub::{Codec, Hub};
 use super::passthrough::FramePassthrough;
@@ -83,6 +83,7 @@ struct TrackState {
     pts: Extender,
     ssrc: Option<u32>,
     wall: Option<WallClock>,
+    warned_b_frames: bool,
 }
 
 /// One publisher's input side. Media indexes are the publisher's own (e.g. SDP order).
@@ -133,6 +134,7 @@ impl Ingest {
                     pts: Extender::default(),
                     ssrc: None,
                     wall: None,
+                    warned_b_frames: false,
                 })
             })
             .collect();
@@ -246,6 +248,14 @@ impl Ingest {
                 );
                 if r.take_params_changed() {
                     params_changed(&self.hub, track, r.params().clone());
+                }
+                if r.has_b_frames() && !std::mem::replace(&mut t.warned_b_frames, true) {
+                    warn!(
+                        path = self.hub.path(),
+                        "H.264 with B-frames: WebRTC readers get it as it is, and browsers show \
+                         artefacts on reordered frames; set the encoder to no B-frames \
+                         (x264: -bf 0, or the baseline profile)"
+                    );
                 }
                 res
             }

@@ -53,11 +53,16 @@ impl FramePassthrough {
         }
         self.last_ts = Some(timestamp);
         let au_start = std::mem::replace(&mut self.at_start, marker);
+        // Every packet's descriptor is read, so a broken one is refused wherever it is.
+        let starts_keyframe = match payload {
+            [] => Err(FrameError::Empty),
+            p => (self.starts_keyframe)(p),
+        };
         if au_start {
             // An unreadable first packet leaves the frame undecodable: not a key frame.
-            self.keyframe = false;
-            self.keyframe = (self.starts_keyframe)(payload)?;
+            self.keyframe = *starts_keyframe.as_ref().unwrap_or(&false);
         }
+        starts_keyframe?;
         Ok(Marks {
             au_start,
             keyframe: self.keyframe,
@@ -113,8 +118,9 @@ mod tests {
         assert!(!p.push(10, 0, true, &[0x10, 0x10]).expect("ok").loss);
         assert!(p.push(13, 3000, true, &[0x10, 0x11]).expect("ok").loss);
         assert!(p.push(14, 6000, true, &[0x90]).is_err());
+        assert_eq!(p.push(15, 6000, false, &[]), Err(FrameError::Empty));
         // The next frame is read afresh.
-        let m = p.push(15, 9000, true, &[0x10, 0x10]).expect("ok");
+        let m = p.push(16, 9000, true, &[0x10, 0x10]).expect("ok");
         assert!(m.au_start && m.keyframe && !m.loss);
     }
 }

@@ -152,7 +152,8 @@ impl Unit {
     /// made from the frame once for all readers of the format.
     pub fn rtp(&self, format: RtpFormat) -> &[RtpPayload] {
         if let Some(r) = &self.received {
-            if self.received_largest <= format.max_payload() || self.frame.is_none() {
+            let fits = self.received_largest <= format.max_payload();
+            if fits || (self.frame.is_none() && !self.packetizer.splits_packets()) {
                 return r.as_slice();
             }
         }
@@ -162,8 +163,14 @@ impl Unit {
         };
         cell.get_or_init(|| {
             let mut out = Vec::new();
-            if let Some(f) = &self.frame {
-                self.packetizer.packetize(f, format.max_payload(), &mut out);
+            match (&self.frame, &self.received) {
+                (Some(f), _) => self.packetizer.packetize(f, format.max_payload(), &mut out),
+                (None, Some(r)) => {
+                    for p in r.as_slice() {
+                        self.packetizer.split(p, format.max_payload(), &mut out);
+                    }
+                }
+                (None, None) => {}
             }
             Payloads::from_vec(out)
         })

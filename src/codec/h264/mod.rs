@@ -16,6 +16,7 @@ mod packetize;
 mod params;
 pub mod passthrough;
 mod reframe;
+mod slice;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ pub use depacketize::Depacketizer;
 pub use packetize::{packetize_access_unit, packetize_au};
 pub use params::ParamSets;
 pub use reframe::Reframer;
+pub use slice::is_b_slice;
 
 /// Largest RTP payload we emit: leaves room for the RTP header, header
 /// extensions and SRTP tag inside a 1280-byte-safe packet.

@@ -77,13 +77,13 @@ impl ParamSets {
 
 /// Reads bits MSB first; every read returns None past the end so a
 /// truncated SPS can never panic.
-struct BitReader<'a> {
+pub(super) struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    pub(super) fn new(data: &'a [u8]) -> Self {
         BitReader { data, pos: 0 }
     }
 
@@ -104,7 +104,7 @@ impl<'a> BitReader<'a> {
 
     /// Unsigned exp-Golomb. H.264 values fit 32 bits, so more than 31
     /// leading zeros means garbage.
-    fn ue(&mut self) -> Option<u64> {
+    pub(super) fn ue(&mut self) -> Option<u64> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;

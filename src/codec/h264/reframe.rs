@@ -65,6 +65,8 @@ impl PendingAu {
 pub struct Reframer {
     params: ParamSets,
     params_changed: bool,
+    /// A B slice was seen: frames are reordered.
+    b_frames: bool,
     depacketizer: Depacketizer,
     last_seq: Option<u16>,
     au: PendingAu,
@@ -77,6 +79,7 @@ impl Reframer {
         Reframer {
             params,
             params_changed: false,
+            b_frames: false,
             depacketizer: Depacketizer::new(),
             last_seq: None,
             au: PendingAu::default(),
@@ -144,6 +147,11 @@ impl Reframer {
         &self.params
     }
 
+    /// Whether the stream has B-frames (seen so far).
+    pub fn has_b_frames(&self) -> bool {
+        self.b_frames
+    }
+
     /// True once after in-band SPS/PPS differ from what was known.
     pub fn take_params_changed(&mut self) -> bool {
         std::mem::take(&mut self.params_changed)
@@ -201,6 +209,7 @@ impl Reframer {
                 self.params_changed |= learn(&mut self.params.pps, &nal);
             }
             nal_type::IDR => au.has_idr = true,
+            nal_type::SLICE if !self.b_frames => self.b_frames = is_b_slice(&nal),
             _ => {}
         }
         au.has_vcl |= (1..=5).contains(&nal_type_of(nal[0]));

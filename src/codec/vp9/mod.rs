@@ -3,6 +3,8 @@
 //! an earlier one, and the frame's own header says whether it is a key frame (ffmpeg's
 //! packetizer never sets the descriptor's P bit, so the header has the last word).
 
+use bytes::{Bytes, BytesMut};
+
 /// The rtpmap encoding name.
 pub const ENCODING: &str = "VP9";
 pub const CLOCK_RATE: u32 = 90_000;
@@ -18,6 +20,7 @@ const P: u8 = 0x40;
 const L: u8 = 0x20;
 const F: u8 = 0x10;
 const B: u8 = 0x08;
+const E: u8 = 0x04;
 const V: u8 = 0x02;
 
 /// Whether this packet starts a key frame: the beginning of a frame (B=1), not
@@ -76,6 +79,53 @@ fn descriptor_len(p: &[u8], b0: u8) -> Option<usize> {
     (at <= p.len()).then_some(at)
 }
 
+/// Cuts one packet that is larger than `max_payload` into packets that fit (RFC 9628 4.2):
+/// the descriptor on each, B (beginning of frame) only on the first, E (end of frame) only
+/// on the last, the scalability structure only on the first. Packets that fit, or whose
+/// descriptor cannot be read, are left whole.
+pub fn split(payload: &Bytes, max_payload: usize, out: &mut Vec<Bytes>) {
+    let whole = |out: &mut Vec<Bytes>| out.push(payload.clone());
+    let Some(&b0) = payload.first() else {
+        return whole(out);
+    };
+    // Without the scalability structure: what every fragment after the first repeats.
+    let Some(prefix) = descriptor_len(payload, b0 & !V) else {
+        return whole(out);
+    };
+    let Some(desc) = descriptor_len(payload, b0) else {
+        return whole(out);
+    };
+    if payload.len() <= max_payload || max_payload <= desc {
+        return whole(out);
+    }
+    let data = &payload[desc..];
+    let first = max_payload - desc;
+    let rest = max_payload - prefix;
+    let count = 1 + data.len().saturating_sub(first).div_ceil(rest);
+    let mut buf = BytesMut::with_capacity(payload.len() + count * prefix);
+    let mut at = 0;
+    for i in 0..count {
+        let (head, size) = if i == 0 {
+            (desc, first)
+        } else {
+            (prefix, rest)
+        };
+        let end = (at + size).min(data.len());
+        let mut flags = b0 & !(B | E | V);
+        if i == 0 {
+            flags |= b0 & (B | V);
+        }
+        if i == count - 1 {
+            flags |= b0 & E;
+        }
+        buf.extend_from_slice(&[flags]);
+        buf.extend_from_slice(&payload[1..head]);
+        buf.extend_from_slice(&data[at..end]);
+        out.push(buf.split().freeze());
+        at = end;
+    }
+}
+
 /// The first byte of an uncompressed header: frame_marker (2 bits), the profile's two
 /// bits (a reserved zero follows for profile 3), show_existing_frame, frame_type (0 = key).
 fn header_is_keyframe(h: u8) -> bool {
@@ -111,6 +161,28 @@ mod tests {
         assert_eq!(starts_keyframe(&[0x0c, INTER, 0x49]), Ok(false));
         // show_existing_frame: not a key frame.
         assert_eq!(starts_keyframe(&[0x0c, 0b1000_1000]), Ok(false));
+    }
+
+    #[test]
+    fn oversize_packets_are_split_with_b_first_e_last_and_ss_once() {
+        let mut p = vec![0x8e, 0x81, 0x02, 0x10, 0x02, 0x80, 0x01, 0x68, KEY];
+        p.extend((0..3000u32).map(|i| i as u8));
+        let p = Bytes::from(p);
+        let mut out = Vec::new();
+        split(&p, 1188, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|o| o.len() <= 1188));
+        assert_eq!(out[0][0], 0x8a, "I, B and V on the first, no E");
+        assert_eq!(out[1][0], 0x80, "only I in the middle");
+        assert_eq!(out[2][0], 0x84, "I and E on the last");
+        assert!(
+            out.iter().all(|o| o[1..3] == [0x81, 0x02]),
+            "picture ID on each"
+        );
+        let mut body = out[0][8..].to_vec();
+        body.extend(out[1..].iter().flat_map(|o| o[3..].to_vec()));
+        assert_eq!(body, p[8..]);
+        assert_eq!(starts_keyframe(&out[0]), Ok(true));
     }
 
     #[test]
