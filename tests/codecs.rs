@@ -40,23 +40,38 @@ fn pitch(samples: &[i16], rate: f64) -> f64 {
 /// ffprobe shows the path's audio over RTSP as `codec,rate,channels`, and ffmpeg decodes
 /// 3 s of the path without an error.
 async fn assert_reads_back(url: &str, audio: &str) {
+    let probed = probe(url, "a:0", "stream=codec_name,sample_rate,channels").await;
+    assert_eq!(probed, audio, "ffprobe over RTSP");
+    let out = decode_3s(url, &["-f", "null", "-"]).await;
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        errors.is_empty(),
+        "{audio}: decode errors over RTSP: {errors}"
+    );
+}
+
+/// What ffprobe shows of one stream of the path over RTSP, as CSV.
+async fn probe(url: &str, stream: &str, entries: &str) -> String {
     let args = [
         "-v",
         "error",
         "-rtsp_transport",
         "tcp",
         "-select_streams",
-        "a:0",
+        stream,
         "-show_entries",
-        "stream=codec_name,sample_rate,channels",
+        entries,
         "-of",
         "csv=p=0",
         url,
     ];
     let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
-    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(probed, audio, "ffprobe over RTSP");
-    let args = [
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// ffmpeg decoding 3 s of the path over RTSP into `output` (its arguments).
+async fn decode_3s(url: &str, output: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "-v",
         "error",
         "-rtsp_transport",
@@ -65,16 +80,9 @@ async fn assert_reads_back(url: &str, audio: &str) {
         url,
         "-t",
         "3",
-        "-f",
-        "null",
-        "-",
     ];
-    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
-    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(
-        errors.is_empty(),
-        "{audio}: decode errors over RTSP: {errors}"
-    );
+    args.extend_from_slice(output);
+    ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await
 }
 
 fn push_audio(url: &str, codec: &str, rate: &str) -> tokio::process::Child {
@@ -203,38 +211,9 @@ async fn g722_from_a_camera_reaches_whep_and_rtsp_readers() {
 /// of it (`-c copy` would hide decoder errors) into at least `min_frames` frames without
 /// an error.
 async fn assert_video_reads_back(url: &str, video: &str, min_frames: usize) {
-    let args = [
-        "-v",
-        "error",
-        "-rtsp_transport",
-        "tcp",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "stream=codec_name,width,height",
-        "-of",
-        "csv=p=0",
-        url,
-    ];
-    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
-    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let probed = probe(url, "v:0", "stream=codec_name,width,height").await;
     assert_eq!(probed, video, "ffprobe over RTSP");
-    let args = [
-        "-v",
-        "error",
-        "-rtsp_transport",
-        "tcp",
-        "-i",
-        url,
-        "-t",
-        "3",
-        "-map",
-        "0:v",
-        "-f",
-        "framecrc",
-        "-",
-    ];
-    let out = ffmpeg_tool("ffmpeg", &args, Duration::from_secs(30)).await;
+    let out = decode_3s(url, &["-map", "0:v", "-f", "framecrc", "-"]).await;
     let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert!(
         errors.is_empty(),

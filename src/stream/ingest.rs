@@ -86,6 +86,43 @@ struct TrackState {
     warned_b_frames: bool,
 }
 
+impl TrackState {
+    /// A packet passed on as it came, as a unit (with the frame it is, if it is one).
+    fn received_unit(&mut self, o: OutPacket, frame: Option<Frame>) -> Unit {
+        let pts = self.pts.extend(o.timestamp);
+        let received = Payloads::One(RtpPayload {
+            payload: o.payload,
+            marker: o.marker,
+        });
+        let mut unit = Unit::received(
+            self.hub_track,
+            pts,
+            o.keyframe,
+            o.au_start,
+            received,
+            frame,
+            self.packetizer,
+        );
+        unit.ntp = self.ntp_at(o.timestamp);
+        unit
+    }
+
+    fn ntp_at(&self, timestamp: u32) -> Option<u64> {
+        self.wall.and_then(|w| w.at(timestamp, self.clock_rate))
+    }
+}
+
+/// A received packet, to pass on as it is.
+fn as_is(pkt: &RtpPacket, au_start: bool, keyframe: bool) -> OutPacket {
+    OutPacket {
+        payload: pkt.payload.clone(),
+        timestamp: pkt.timestamp,
+        marker: pkt.marker,
+        au_start,
+        keyframe,
+    }
+}
+
 /// One publisher's input side. Media indexes are the publisher's own (e.g. SDP order).
 pub struct Ingest {
     hub: Arc<Hub>,
@@ -196,16 +233,9 @@ impl Ingest {
         self.aus.clear();
         let res = match &mut t.ingest {
             TrackIngest::Frames => {
-                let pts = t.pts.extend(pkt.timestamp);
-                let received = Payloads::One(RtpPayload {
-                    payload: pkt.payload.clone(),
-                    marker: pkt.marker,
-                });
                 let frame = Some(Frame::Whole(pkt.payload.clone()));
-                let mut unit =
-                    Unit::received(track, pts, false, true, received, frame, t.packetizer);
-                unit.ntp = t.wall.and_then(|w| w.at(pkt.timestamp, t.clock_rate));
-                self.hub.write(unit);
+                self.hub
+                    .write(t.received_unit(as_is(pkt, true, false), frame));
                 return Ok(());
             }
             TrackIngest::Video(v) => {
@@ -220,22 +250,8 @@ impl Ingest {
                 if marks.loss {
                     self.hub.request_keyframe();
                 }
-                let pts = t.pts.extend(pkt.timestamp);
-                let received = Payloads::One(RtpPayload {
-                    payload: pkt.payload.clone(),
-                    marker: pkt.marker,
-                });
-                let mut unit = Unit::received(
-                    track,
-                    pts,
-                    marks.keyframe,
-                    marks.au_start,
-                    received,
-                    None,
-                    t.packetizer,
-                );
-                unit.ntp = t.wall.and_then(|w| w.at(pkt.timestamp, t.clock_rate));
-                self.hub.write(unit);
+                let packet = as_is(pkt, marks.au_start, marks.keyframe);
+                self.hub.write(t.received_unit(packet, None));
                 return Ok(());
             }
             TrackIngest::H264(r) => {
@@ -280,27 +296,12 @@ impl Ingest {
             }
         };
         for o in self.packets.drain(..) {
-            let pts = t.pts.extend(o.timestamp);
-            let received = Payloads::One(RtpPayload {
-                payload: o.payload,
-                marker: o.marker,
-            });
-            let mut unit = Unit::received(
-                track,
-                pts,
-                o.keyframe,
-                o.au_start,
-                received,
-                None,
-                t.packetizer,
-            );
-            unit.ntp = t.wall.and_then(|w| w.at(o.timestamp, t.clock_rate));
-            self.hub.write(unit);
+            self.hub.write(t.received_unit(o, None));
         }
         for au in self.aus.drain(..) {
             let pts = t.pts.extend(au.timestamp);
             let mut unit = Unit::frame(track, pts, au.keyframe, Frame::Nals(au.nals), t.packetizer);
-            unit.ntp = t.wall.and_then(|w| w.at(au.timestamp, t.clock_rate));
+            unit.ntp = t.ntp_at(au.timestamp);
             self.hub.write(unit);
         }
         if res.is_err() {

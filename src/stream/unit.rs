@@ -97,20 +97,7 @@ impl Unit {
         frame: Frame,
         packetizer: Packetizer,
     ) -> Self {
-        Unit {
-            track,
-            pts,
-            dts: pts,
-            ntp: None,
-            keyframe,
-            au_start: true,
-            frame: Some(frame),
-            packetizer,
-            received: None,
-            received_largest: 0,
-            webrtc: OnceLock::new(),
-            rtsp: OnceLock::new(),
-        }
+        Self::new(track, pts, keyframe, true, None, Some(frame), packetizer)
     }
 
     /// RTP payloads passed on as they came, with the frame they make if it is known.
@@ -123,6 +110,26 @@ impl Unit {
         frame: Option<Frame>,
         packetizer: Packetizer,
     ) -> Self {
+        Self::new(
+            track,
+            pts,
+            keyframe,
+            au_start,
+            Some(received),
+            frame,
+            packetizer,
+        )
+    }
+
+    fn new(
+        track: u8,
+        pts: i64,
+        keyframe: bool,
+        au_start: bool,
+        received: Option<Payloads>,
+        frame: Option<Frame>,
+        packetizer: Packetizer,
+    ) -> Self {
         Unit {
             track,
             pts,
@@ -132,8 +139,8 @@ impl Unit {
             au_start,
             frame,
             packetizer,
-            received_largest: received.largest(),
-            received: Some(received),
+            received_largest: received.as_ref().map_or(0, Payloads::largest),
+            received,
             webrtc: OnceLock::new(),
             rtsp: OnceLock::new(),
         }
