@@ -8,7 +8,7 @@ Prints one line per event on stdout so a test can follow it:
   CLOSED <ip>:<port>      that client went away
 
 Usage: scripts/rtsp-camera.py PORT [--no-h264]
-  --no-h264   serve only VP8 video (a camera hubcast cannot use)
+  --no-h264   serve only VP8 video (no H.264)
 """
 
 import sys
