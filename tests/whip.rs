@@ -134,7 +134,7 @@ async fn whip_publisher_plays_over_whep_with_audio_and_keyframe_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_offers_without_usable_tracks_are_refused() {
     let server = start(test_config()).await;
-    let vp8 = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 1B:3A:F7:44:5E:D1:ED:A8:E0:70:FC:AD:2F:F1:4A:13:D8:D6:07:CE:42:41:7D:A8:36:1F:1E:68:C2:1B:27:A8\r\na=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+    let vp8 = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 1B:3A:F7:44:5E:D1:ED:A8:E0:70:FC:AD:2F:F1:4A:13:D8:D6:07:CE:42:41:7D:A8:36:1F:1E:68:C2:1B:27:A8\r\na=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 MP4V-ES/90000\r\n";
     let (s, _, body) = post_sdp(&whip_url(&server, "cam"), vp8).await;
     assert_eq!(s, 406, "{body}");
     assert!(body.contains("H.264") && body.contains("Opus"), "{body}");
