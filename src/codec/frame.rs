@@ -39,13 +39,17 @@ pub struct RtpPayload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packetizer {
     H264,
+    H265,
+    /// AAC as RFC 3640 with these AU headers, or as LATM.
+    Mpeg4Generic(super::mpeg4audio::generic::AuHeaders),
+    Latm,
     /// One frame, one packet (audio).
     Single,
     /// VP8 and VP9, passed through packet by packet: a packet too large for a reader is
     /// cut into several with the payload descriptor on each.
     Vp8,
     Vp9,
-    /// Codecs passed through packet by packet as they are (AV1).
+    /// Codecs passed through packet by packet as they are (AV1, MPEG audio).
     ReceivedOnly,
 }
 
@@ -56,16 +60,22 @@ impl Packetizer {
             (Packetizer::H264, Frame::Nals(nals)) => {
                 super::h264::packetize_au(nals, max_payload, out)
             }
+            (Packetizer::H265, Frame::Nals(nals)) => {
+                super::h265::packetize_au(nals, max_payload, out)
+            }
+            (Packetizer::Mpeg4Generic(headers), Frame::Whole(au)) => {
+                super::mpeg4audio::generic::packetize(au, headers, max_payload, out)
+            }
+            (Packetizer::Latm, Frame::Whole(au)) => {
+                super::mpeg4audio::latm::packetize(au, max_payload, out)
+            }
             (Packetizer::Vp8 | Packetizer::Vp9 | Packetizer::ReceivedOnly, Frame::Whole(_)) => {}
-            (_, Frame::Whole(b)) => out.push(RtpPayload {
+            (Packetizer::Single, Frame::Whole(b)) => out.push(RtpPayload {
                 payload: b.clone(),
                 marker: false,
             }),
             // A frame of the wrong form for its codec is never made by ingest.
-            (
-                Packetizer::Single | Packetizer::Vp8 | Packetizer::Vp9 | Packetizer::ReceivedOnly,
-                Frame::Nals(_),
-            ) => {}
+            (Packetizer::H264 | Packetizer::H265, Frame::Whole(_)) | (_, Frame::Nals(_)) => {}
         }
     }
 

@@ -3,21 +3,29 @@
 //! RTSP ANNOUNCE, pulled RTSP sources and RTSP DESCRIBE all go through here.
 
 pub mod av1;
+pub mod bits;
 pub mod frame;
 pub mod g711;
 pub mod g722;
 pub mod h264;
+pub mod h265;
+pub mod lpcm;
+pub mod mpa;
+pub mod mpeg4audio;
+pub mod nal;
 pub mod sdp;
 pub mod vp8;
 pub mod vp9;
 
 use h264::ParamSets;
+use mpeg4audio::Mpeg4Audio;
 use sdp::{MediaDesc, MediaKind};
 
 /// What a track carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Codec {
     H264(ParamSets),
+    H265(h265::ParamSets),
     /// VP8 (RFC 7741), VP9 (RFC 9628), AV1: passed through packet by packet.
     Vp8,
     Vp9,
@@ -29,6 +37,15 @@ pub enum Codec {
     G711(g711::Law),
     /// G.722 (RFC 3551 4.5.2): 16 kHz mono on an 8 kHz RTP clock.
     G722,
+    /// Linear PCM: L8, L16 or L24 at the track's clock rate.
+    Lpcm {
+        bit_depth: u8,
+        channels: u16,
+    },
+    /// AAC and other MPEG-4 audio, RFC 3640 or LATM.
+    Mpeg4Audio(Box<Mpeg4Audio>),
+    /// MPEG-1/2 audio (MP3), passed through packet by packet.
+    Mpa,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +59,13 @@ impl Track {
         Track {
             codec: Codec::H264(params),
             clock_rate: 90_000,
+        }
+    }
+
+    pub fn h265(params: h265::ParamSets) -> Self {
+        Track {
+            codec: Codec::H265(params),
+            clock_rate: h265::CLOCK_RATE,
         }
     }
 
@@ -76,19 +100,26 @@ impl Track {
 
     /// How this track's frames become RTP.
     pub fn packetizer(&self) -> frame::Packetizer {
-        match self.codec {
+        match &self.codec {
             Codec::H264(_) => frame::Packetizer::H264,
+            Codec::H265(_) => frame::Packetizer::H265,
             Codec::Vp8 => frame::Packetizer::Vp8,
             Codec::Vp9 => frame::Packetizer::Vp9,
-            Codec::Av1 => frame::Packetizer::ReceivedOnly,
-            Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => frame::Packetizer::Single,
+            Codec::Av1 | Codec::Mpa => frame::Packetizer::ReceivedOnly,
+            Codec::Mpeg4Audio(a) => match &a.packing {
+                mpeg4audio::Packing::Generic(headers) => frame::Packetizer::Mpeg4Generic(*headers),
+                mpeg4audio::Packing::Latm { .. } => frame::Packetizer::Latm,
+            },
+            Codec::Opus { .. } | Codec::G711(_) | Codec::G722 | Codec::Lpcm { .. } => {
+                frame::Packetizer::Single
+            }
         }
     }
 
     pub fn is_video(&self) -> bool {
         matches!(
             self.codec,
-            Codec::H264(_) | Codec::Vp8 | Codec::Vp9 | Codec::Av1
+            Codec::H264(_) | Codec::H265(_) | Codec::Vp8 | Codec::Vp9 | Codec::Av1
         )
     }
 
@@ -107,12 +138,16 @@ impl Track {
     pub fn encoding(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H264",
+            Codec::H265(_) => h265::ENCODING,
             Codec::Vp8 => vp8::ENCODING,
             Codec::Vp9 => vp9::ENCODING,
             Codec::Av1 => av1::ENCODING,
             Codec::Opus { .. } => "opus",
             Codec::G711(law) => law.encoding(),
             Codec::G722 => g722::ENCODING,
+            Codec::Lpcm { bit_depth, .. } => lpcm::encoding(*bit_depth),
+            Codec::Mpeg4Audio(a) => a.encoding(),
+            Codec::Mpa => mpa::ENCODING,
         }
     }
 
@@ -120,12 +155,16 @@ impl Track {
     pub fn api_name(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H264",
+            Codec::H265(_) => "H265",
             Codec::Vp8 => "VP8",
             Codec::Vp9 => "VP9",
             Codec::Av1 => "AV1",
             Codec::Opus { .. } => "Opus",
             Codec::G711(_) => "G711",
             Codec::G722 => "G722",
+            Codec::Lpcm { .. } => "LPCM",
+            Codec::Mpeg4Audio(_) => "MPEG-4 Audio",
+            Codec::Mpa => "MPEG-1/2 Audio",
         }
     }
 
@@ -133,19 +172,23 @@ impl Track {
     pub fn name(&self) -> &'static str {
         match &self.codec {
             Codec::H264(_) => "H.264",
+            Codec::H265(_) => "H.265",
             Codec::Vp8 => "VP8",
             Codec::Vp9 => "VP9",
             Codec::Av1 => "AV1",
             Codec::Opus { .. } => "Opus",
             Codec::G711(law) => law.name(),
             Codec::G722 => "G.722",
+            Codec::Lpcm { .. } => "LPCM",
+            Codec::Mpeg4Audio(_) => "AAC (MPEG-4 audio)",
+            Codec::Mpa => "MPEG audio (MP3)",
         }
     }
 }
 
 /// The codecs tracks can be made of, for messages.
-pub const CARRIED: &str =
-    "H.264, VP8, VP9 or AV1 video, and Opus, G.711 (PCMU/PCMA) or G.722 audio";
+pub const CARRIED: &str = "H.264, H.265, VP8, VP9 or AV1 video, and Opus, G.711 (PCMU/PCMA), \
+     G.722, LPCM (L8/L16/L24), AAC (MPEG4-GENERIC, MP4A-LATM) or MP3 (MPA) audio";
 
 /// Whether the first packet of a frame starts a key frame.
 pub type KeyframeDetector = fn(&[u8]) -> Result<bool, FrameError>;
@@ -161,6 +204,8 @@ pub enum FrameError {
     Vp9(#[from] vp9::Vp9Error),
     #[error(transparent)]
     Av1(#[from] av1::Av1Error),
+    #[error(transparent)]
+    Mpa(#[from] mpa::MpaError),
 }
 
 /// Why a media description does not become a track.
@@ -174,6 +219,8 @@ pub enum TrackError {
     },
     #[error("broken sprop-parameter-sets ({0}); waiting for in-band SPS/PPS")]
     BadParams(String),
+    #[error("{codec} audio is refused: {why}")]
+    BadAudio { codec: String, why: String },
 }
 
 /// The track an SDP media description (RTSP ANNOUNCE, a camera's DESCRIBE) is. A broken
@@ -190,6 +237,49 @@ pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), Trac
                 ),
             },
         }),
+        (MediaKind::Video, h265::ENCODING) if m.clock_rate == h265::CLOCK_RATE => {
+            Ok(match h265::ParamSets::from_fmtp(|k| m.fmtp_param(k)) {
+                Ok(p) => (Track::h265(p), None),
+                Err(e) => (
+                    Track::h265(h265::ParamSets::default()),
+                    Some(TrackError::BadParams(e.to_string())),
+                ),
+            })
+        }
+        (MediaKind::Audio, mpeg4audio::GENERIC_ENCODING | mpeg4audio::LATM_ENCODING) => {
+            let audio = Mpeg4Audio::from_sdp(m).map_err(|e| TrackError::BadAudio {
+                codec: m.codec.clone(),
+                why: e.to_string(),
+            })?;
+            Ok((
+                Track {
+                    codec: Codec::Mpeg4Audio(Box::new(audio)),
+                    clock_rate: m.clock_rate,
+                },
+                None,
+            ))
+        }
+        (MediaKind::Audio, mpa::ENCODING) if m.clock_rate == mpa::CLOCK_RATE => Ok((
+            Track {
+                codec: Codec::Mpa,
+                clock_rate: mpa::CLOCK_RATE,
+            },
+            None,
+        )),
+        (MediaKind::Audio, name) if lpcm::bit_depth(name).is_some() => {
+            let bit_depth = lpcm::bit_depth(name).unwrap_or(16);
+            let channels = m.channels.unwrap_or(1);
+            Ok((
+                Track {
+                    codec: Codec::Lpcm {
+                        bit_depth,
+                        channels,
+                    },
+                    clock_rate: m.clock_rate,
+                },
+                None,
+            ))
+        }
         (MediaKind::Video, vp8::ENCODING) if m.clock_rate == vp8::CLOCK_RATE => {
             Ok((Track::video(Codec::Vp8), None))
         }
@@ -288,6 +378,46 @@ pub fn sdp_for_track(t: &Track, pt: u8) -> MediaDesc {
                 control: None,
             }
         }
+        Codec::H265(params) => MediaDesc {
+            kind: MediaKind::Video,
+            payload_type: pt,
+            codec: h265::ENCODING.into(),
+            clock_rate: h265::CLOCK_RATE,
+            channels: None,
+            fmtp: params.to_fmtp(),
+            control: None,
+        },
+        Codec::Lpcm {
+            bit_depth,
+            channels,
+        } => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: lpcm::static_payload_type(*bit_depth, t.clock_rate, *channels)
+                .unwrap_or(pt),
+            codec: lpcm::encoding(*bit_depth).into(),
+            clock_rate: t.clock_rate,
+            channels: Some(*channels),
+            fmtp: Vec::new(),
+            control: None,
+        },
+        Codec::Mpeg4Audio(a) => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: pt,
+            codec: a.encoding().into(),
+            clock_rate: t.clock_rate,
+            channels: Some(u16::from(a.config.channels.max(1))),
+            fmtp: a.fmtp(),
+            control: None,
+        },
+        Codec::Mpa => MediaDesc {
+            kind: MediaKind::Audio,
+            payload_type: mpa::STATIC_PAYLOAD_TYPE,
+            codec: mpa::ENCODING.into(),
+            clock_rate: mpa::CLOCK_RATE,
+            channels: None,
+            fmtp: Vec::new(),
+            control: None,
+        },
         Codec::Vp8 | Codec::Vp9 | Codec::Av1 => MediaDesc {
             kind: MediaKind::Video,
             payload_type: pt,
@@ -350,8 +480,11 @@ mod tests {
             .collect();
         assert_eq!(codecs[0], Ok(Codec::G711(g711::Law::Mu)));
         assert_eq!(codecs[1], Ok(Codec::G711(g711::Law::A)));
+        // AAC without the fmtp it needs is refused, saying what is missing.
         assert!(
-            matches!(&codecs[2], Err(TrackError::Unsupported { codec, .. }) if codec == "MPEG4-GENERIC")
+            matches!(&codecs[2], Err(e @ TrackError::BadAudio { .. }) if e.to_string().contains("sizelength")),
+            "{:?}",
+            codecs[2]
         );
         assert!(codecs[3].is_err(), "PCMU at 16 kHz is not G.711");
     }
@@ -366,6 +499,26 @@ mod tests {
             Track::opus(1),
             Track::g711(g711::Law::Mu),
             Track::g711(g711::Law::A),
+            Track::g722(),
+            Track::h265(h265::ParamSets::default()),
+            Track {
+                codec: Codec::Lpcm {
+                    bit_depth: 16,
+                    channels: 1,
+                },
+                clock_rate: 16_000,
+            },
+            Track {
+                codec: Codec::Lpcm {
+                    bit_depth: 24,
+                    channels: 2,
+                },
+                clock_rate: 48_000,
+            },
+            Track {
+                codec: Codec::Mpa,
+                clock_rate: mpa::CLOCK_RATE,
+            },
         ] {
             let m = sdp_for_track(&t, 97);
             assert_eq!(track_from_sdp(&m).map(|(t, _)| t), Ok(t));

@@ -15,7 +15,8 @@ use super::unit::{Payloads, Unit};
 use crate::codec::frame::{Frame, Packetizer, RtpPayload};
 use crate::codec::h264::passthrough::H264Passthrough;
 use crate::codec::h264::{AccessUnit, H264Error, OutPacket, Reframer};
-use crate::codec::FrameError;
+use crate::codec::mpeg4audio::{self, generic, latm, Mpeg4AudioError};
+use crate::codec::{h265, mpa, FrameError};
 use crate::media::rtcp::{self, RtcpItem};
 use crate::media::rtp::{self, RtpPacket};
 
@@ -23,10 +24,85 @@ enum TrackIngest {
     // Boxed: the H.264 state would otherwise make every audio track as large.
     H264(Box<Reframer>),
     H264Passthrough(Box<H264Passthrough>),
-    /// Audio whose every packet is a frame (Opus, G.711, G.722): passed through as it is.
-    Frames,
+    H265(Box<h265::Reframer>),
+    /// Audio whose every packet is a frame (Opus, G.711, G.722, LPCM, MPEG audio): passed
+    /// through as it is, once `check` finds it readable.
+    Frames {
+        check: fn(&[u8]) -> Result<(), FrameError>,
+    },
+    /// AAC: packets in, access units out, each its own unit.
+    Mpeg4Audio(Box<AacIngest>),
     /// VP8, VP9, AV1: passed through packet by packet.
     Video(FramePassthrough),
+}
+
+/// The two AAC packings, read into access units.
+enum AacDepacketizer {
+    Generic(generic::Depacketizer),
+    Latm(latm::Depacketizer),
+}
+
+struct AacIngest {
+    depacketizer: AacDepacketizer,
+    /// RTP ticks from one access unit to the next.
+    ticks_per_au: u32,
+    last_seq: Option<u16>,
+    aus: Vec<Bytes>,
+}
+
+impl AacIngest {
+    fn new(audio: &mpeg4audio::Mpeg4Audio, clock_rate: u32) -> Self {
+        let depacketizer = match &audio.packing {
+            mpeg4audio::Packing::Generic(h) => {
+                AacDepacketizer::Generic(generic::Depacketizer::new(*h))
+            }
+            mpeg4audio::Packing::Latm { sub_frames, .. } => {
+                AacDepacketizer::Latm(latm::Depacketizer::new(*sub_frames))
+            }
+        };
+        AacIngest {
+            depacketizer,
+            ticks_per_au: audio.ticks_per_au(clock_rate),
+            last_seq: None,
+            aus: Vec::new(),
+        }
+    }
+
+    /// The access units complete at this packet, in `self.aus`.
+    fn push(&mut self, pkt: &RtpPacket) -> Result<(), Mpeg4AudioError> {
+        self.aus.clear();
+        // A lost packet may have held part of a fragmented access unit.
+        let gap = self
+            .last_seq
+            .is_some_and(|s| pkt.sequence != s.wrapping_add(1));
+        self.last_seq = Some(pkt.sequence);
+        match &mut self.depacketizer {
+            AacDepacketizer::Generic(d) => {
+                if gap {
+                    d.reset();
+                }
+                d.push(&pkt.payload, pkt.marker, &mut self.aus)
+            }
+            AacDepacketizer::Latm(d) => {
+                if gap {
+                    d.reset();
+                }
+                d.push(&pkt.payload, pkt.marker, &mut self.aus)
+            }
+        }
+    }
+}
+
+fn any_frame(payload: &[u8]) -> Result<(), FrameError> {
+    if payload.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    Ok(())
+}
+
+fn mpa_frame(payload: &[u8]) -> Result<(), FrameError> {
+    mpa::starts_frame(payload)?;
+    Ok(())
 }
 
 /// How H.264 from this publisher is handled.
@@ -140,6 +216,8 @@ pub enum IngestError {
     H264(#[from] H264Error),
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error(transparent)]
+    Mpeg4Audio(#[from] Mpeg4AudioError),
 }
 
 impl Ingest {
@@ -158,7 +236,16 @@ impl Ingest {
                     (Codec::H264(_), H264Mode::Passthrough) => {
                         TrackIngest::H264Passthrough(Box::default())
                     }
-                    (Codec::Opus { .. } | Codec::G711(_) | Codec::G722, _) => TrackIngest::Frames,
+                    (Codec::H265(params), _) => {
+                        TrackIngest::H265(Box::new(h265::Reframer::new(params.clone())))
+                    }
+                    (Codec::Mpeg4Audio(audio), _) => {
+                        TrackIngest::Mpeg4Audio(Box::new(AacIngest::new(audio, track.clock_rate)))
+                    }
+                    (Codec::Mpa, _) => TrackIngest::Frames { check: mpa_frame },
+                    (Codec::Opus { .. } | Codec::G711(_) | Codec::G722 | Codec::Lpcm { .. }, _) => {
+                        TrackIngest::Frames { check: any_frame }
+                    }
                     (Codec::Vp8 | Codec::Vp9 | Codec::Av1, _) => {
                         TrackIngest::Video(FramePassthrough::new(track.keyframe_detector()?))
                     }
@@ -232,7 +319,11 @@ impl Ingest {
         self.packets.clear();
         self.aus.clear();
         let res = match &mut t.ingest {
-            TrackIngest::Frames => {
+            TrackIngest::Frames { check } => {
+                if let Err(e) = check(&pkt.payload) {
+                    self.hub.stats.invalid_in.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.into());
+                }
                 let frame = Some(Frame::Whole(pkt.payload.clone()));
                 self.hub
                     .write(t.received_unit(as_is(pkt, true, false), frame));
@@ -272,6 +363,43 @@ impl Ingest {
                          artefacts on reordered frames; set the encoder to no B-frames \
                          (x264: -bf 0, or the baseline profile)"
                     );
+                }
+                res
+            }
+            TrackIngest::Mpeg4Audio(a) => {
+                let res = a.push(pkt);
+                let base = t.pts.extend(pkt.timestamp);
+                for (i, au) in a.aus.drain(..).enumerate() {
+                    let offset = i as u32 * a.ticks_per_au;
+                    let mut unit = Unit::frame(
+                        track,
+                        base + i64::from(offset),
+                        false,
+                        Frame::Whole(au),
+                        t.packetizer,
+                    );
+                    let ts = pkt.timestamp.wrapping_add(offset);
+                    unit.ntp = t.wall.and_then(|w| w.at(ts, t.clock_rate));
+                    self.hub.write(unit);
+                }
+                if res.is_err() {
+                    self.hub.stats.invalid_in.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(res?);
+            }
+            TrackIngest::H265(r) => {
+                let res = r.push_rtp(
+                    pkt.sequence,
+                    pkt.timestamp,
+                    pkt.marker,
+                    &pkt.payload,
+                    &mut self.aus,
+                );
+                if r.take_params_changed() {
+                    debug!(path = self.hub.path(), "H.265 parameters changed in-band");
+                    let params = r.params().clone();
+                    self.hub
+                        .update_track(track as usize, super::Track::h265(params));
                 }
                 res
             }

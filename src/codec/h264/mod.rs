@@ -1,52 +1,31 @@
-//! H.264 over RTP (RFC 6184): depacketizing camera streams into access units, and
-//! packetizing access units at the size a kind of reader needs (once per stream).
+//! H.264 over RTP (RFC 6184): how its NAL headers read, its parameter sets, and the
+//! WebRTC pass-through. Depacketizing camera streams into access units and packetizing them
+//! at the size a kind of reader needs (once per stream) is shared with H.265 in
+//! [`crate::codec::nal`].
 //!
-//! Cameras send whatever packet sizes and aggregation they like (single NAL,
-//! STAP-A, FU-A, up to 64 KB per packet) and often send SPS/PPS only in the
-//! SDP. Browsers need payloads that fit a WebRTC MTU and SPS/PPS in front of
-//! every IDR, so [`Reframer`] reassembles access units and re-emits them.
-//!
-//! One file per seam: parameter sets (`params`), RTP in (`depacketize`), RTP out
-//! (`packetize`), the per-stream pipeline (`reframe`), and WebRTC pass-through.
+//! Cameras send whatever packet sizes and aggregation they like (single NAL, STAP-A, FU-A,
+//! up to 64 KB per packet) and often send SPS/PPS only in the SDP. Browsers need payloads
+//! that fit a WebRTC MTU and SPS/PPS in front of every IDR, so [`Reframer`] reassembles
+//! access units and re-emits them.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
-mod depacketize;
-mod packetize;
+use super::frame::RtpPayload;
+use super::nal::{self, NalCodec, NalRole, PacketKind, ParamStore};
+
 mod params;
 pub mod passthrough;
-mod reframe;
 mod slice;
 #[cfg(test)]
 mod tests;
 
-pub use depacketize::Depacketizer;
-pub use packetize::{packetize_access_unit, packetize_au};
+pub use super::nal::{AccessUnit, OutPacket, MAX_AU_NALS, MAX_AU_SIZE, MAX_NAL_SIZE, MAX_PAYLOAD};
 pub use params::ParamSets;
-pub use reframe::Reframer;
 pub use slice::is_b_slice;
 
-/// Largest RTP payload we emit: leaves room for the RTP header, header
-/// extensions and SRTP tag inside a 1280-byte-safe packet.
-pub const MAX_PAYLOAD: usize = 1188;
-
-/// Larger NALs are refused: no camera sends them, and reassembling them
-/// would let one stream pin unbounded memory.
-pub const MAX_NAL_SIZE: usize = 4 * 1024 * 1024;
-
-/// An access unit may hold several large slices, but not without bound.
-pub const MAX_AU_SIZE: usize = 4 * MAX_NAL_SIZE;
-/// NAL units in one access unit (real encoders write a few, or a few hundred slices).
-pub const MAX_AU_NALS: usize = 4096;
-/// What a held NAL unit costs besides its bytes.
-const NAL_OVERHEAD: usize = std::mem::size_of::<Bytes>();
-
-/// FU-A needs 2 header bytes plus at least one data byte per fragment.
-const MIN_PAYLOAD: usize = 3;
-
-/// Reordered packets up to this far behind are dropped as late; a larger
-/// backwards jump is taken as a sender restart.
-const MAX_MISORDER: i16 = 100;
+pub type H264Error = nal::NalError;
+pub type Depacketizer = nal::Depacketizer<H264>;
+pub type Reframer = nal::Reframer<H264>;
 
 /// NAL unit and RTP packet types used here (RFC 6184 table 3).
 pub mod nal_type {
@@ -70,60 +49,94 @@ pub fn nal_type_of(header: u8) -> u8 {
     header & 0x1F
 }
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum H264Error {
-    #[error("empty H.264 RTP payload")]
-    EmptyPayload,
-    #[error("FU-A middle or end fragment without a start fragment")]
-    FuAWithoutStart,
-    #[error("FU-A packet shorter than its 2-byte header")]
-    FuATooShort,
-    #[error("STAP-A NAL size {len} at offset {at} exceeds the {remaining} bytes left")]
-    StapALengthPastEnd {
-        at: usize,
-        len: usize,
-        remaining: usize,
-    },
-    #[error("STAP-A ends inside the 2-byte NAL size at offset {at}")]
-    StapATruncatedSize { at: usize },
-    #[error("unsupported H.264 RTP packet type {0} ({name})", name = packet_type_name(*.0))]
-    UnsupportedPacketType(u8),
-    #[error("NAL unit of at least {size} bytes exceeds the {MAX_NAL_SIZE}-byte limit")]
-    NalTooLarge { size: usize },
-    #[error("access unit of at least {size} bytes exceeds the {MAX_AU_SIZE}-byte limit")]
-    AuTooLarge { size: usize },
-    #[error("bad sprop-parameter-sets: {0}")]
-    BadSprop(String),
-}
+/// H.264's NAL syntax, for the shared depacketizer, packetizer and reframer.
+#[derive(Debug)]
+pub struct H264;
 
-fn packet_type_name(packet_type: u8) -> &'static str {
-    match packet_type {
-        nal_type::STAP_B => "STAP-B",
-        nal_type::MTAP16 => "MTAP16",
-        nal_type::MTAP24 => "MTAP24",
-        nal_type::FU_B => "FU-B",
-        _ => "reserved",
+impl NalCodec for H264 {
+    const NAME: &'static str = "H.264";
+    const HEADER_LEN: usize = 1;
+    type Params = ParamSets;
+
+    fn packet_kind(header: &[u8]) -> PacketKind {
+        match nal_type_of(header[0]) {
+            1..=23 => PacketKind::Single,
+            nal_type::STAP_A => PacketKind::Aggregate,
+            nal_type::FU_A => PacketKind::Fragment,
+            _ => PacketKind::Unsupported,
+        }
+    }
+
+    fn packet_type(header: &[u8]) -> u8 {
+        nal_type_of(header[0])
+    }
+
+    fn packet_type_name(packet_type: u8) -> &'static str {
+        match packet_type {
+            nal_type::STAP_B => "STAP-B",
+            nal_type::MTAP16 => "MTAP16",
+            nal_type::MTAP24 => "MTAP24",
+            nal_type::FU_B => "FU-B",
+            _ => "reserved",
+        }
+    }
+
+    fn role(nal: &[u8]) -> NalRole {
+        match nal_type_of(nal[0]) {
+            // Decoders do not need them and they only cost bandwidth. Unspecified (0) and
+            // RTP packet types (24..=31) unpacked from a STAP-A or FU-A: decoders ignore
+            // them, and sent on as they are a reader's depacketizer would take them for an
+            // aggregate or fragment header.
+            nal_type::AUD | nal_type::FILLER | 0 | 24..=31 => NalRole::Drop,
+            nal_type::SPS => NalRole::ParamSet(0),
+            nal_type::PPS => NalRole::ParamSet(1),
+            nal_type::IDR => NalRole::Keyframe,
+            1..=4 => NalRole::Picture,
+            _ => NalRole::Other,
+        }
+    }
+
+    fn fragment_nal_header(payload_header: &[u8], fu_header: u8, out: &mut BytesMut) {
+        out.put_u8((payload_header[0] & 0xE0) | nal_type_of(fu_header));
+    }
+
+    fn fragment_header(nal: &[u8], out: &mut BytesMut) -> u8 {
+        out.put_u8((nal[0] & 0xE0) | nal_type::FU_A);
+        nal_type_of(nal[0])
+    }
+
+    fn aggregate_header(nals: &[Bytes], out: &mut BytesMut) {
+        // NRI of an aggregate is the highest NRI it carries (RFC 6184 5.7).
+        let nri = nals.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
+        out.put_u8(nri | nal_type::STAP_A);
+    }
+
+    fn is_b_slice(nal: &[u8]) -> bool {
+        nal_type_of(nal[0]) == nal_type::SLICE && is_b_slice(nal)
     }
 }
 
-/// One access unit, as the reframer hands it on.
-#[derive(Debug, Clone)]
-pub struct AccessUnit {
-    pub timestamp: u32,
-    /// Holds an IDR picture (with SPS and PPS ahead of it).
-    pub keyframe: bool,
-    pub nals: Vec<Bytes>,
+impl ParamStore for ParamSets {
+    const KINDS: usize = 2;
+
+    fn slot(&mut self, kind: usize) -> &mut Option<Bytes> {
+        match kind {
+            0 => &mut self.sps,
+            _ => &mut self.pps,
+        }
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &Bytes> {
+        self.sps.iter().chain(self.pps.iter())
+    }
 }
 
-/// One RTP packet passed through as it came (the caller adds the RTP header).
-#[derive(Debug, Clone)]
-pub struct OutPacket {
-    pub payload: Bytes,
-    pub timestamp: u32,
-    /// Last packet of the access unit (the RTP marker bit).
-    pub marker: bool,
-    /// First packet of an access unit.
-    pub au_start: bool,
-    /// The access unit contains an IDR slice.
-    pub keyframe: bool,
+/// Packetizes one H.264 access unit into payloads of at most `max_payload` bytes.
+pub fn packetize_au(nals: &[Bytes], max_payload: usize, out: &mut Vec<RtpPayload>) {
+    nal::packetize_au::<H264>(nals, max_payload, out)
+}
+
+/// An H.264 access unit as the RTP packets a reader sends.
+pub fn packetize_access_unit(au: &AccessUnit, max_payload: usize, out: &mut Vec<OutPacket>) {
+    nal::packetize_access_unit::<H264>(au, max_payload, out)
 }

@@ -1,18 +1,12 @@
 //! SPS and PPS: from the SDP (`sprop-parameter-sets`), in band, and what they say
 //! (profile-level-id, picture size).
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use bytes::Bytes;
 
 use super::*;
-
-// Cameras frequently drop the '=' padding in SDP, so accept it either way.
-pub(super) const SPROP_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
+pub(super) use crate::codec::bits::BitReader;
+pub(super) use crate::codec::nal::{nal_to_rbsp, SPROP_BASE64};
 
 /// SPS and PPS of a stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,69 +67,6 @@ impl ParamSets {
     pub fn resolution(&self) -> Option<(u32, u32)> {
         sps_resolution(self.sps.as_ref()?)
     }
-}
-
-/// Reads bits MSB first; every read returns None past the end so a
-/// truncated SPS can never panic.
-pub(super) struct BitReader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> BitReader<'a> {
-    pub(super) fn new(data: &'a [u8]) -> Self {
-        BitReader { data, pos: 0 }
-    }
-
-    fn bit(&mut self) -> Option<u64> {
-        let byte = *self.data.get(self.pos / 8)?;
-        let bit = (byte >> (7 - self.pos % 8)) & 1;
-        self.pos += 1;
-        Some(u64::from(bit))
-    }
-
-    fn flag(&mut self) -> Option<bool> {
-        Some(self.bit()? == 1)
-    }
-
-    fn bits(&mut self, count: u32) -> Option<u64> {
-        (0..count).try_fold(0u64, |acc, _| Some(acc << 1 | self.bit()?))
-    }
-
-    /// Unsigned exp-Golomb. H.264 values fit 32 bits, so more than 31
-    /// leading zeros means garbage.
-    pub(super) fn ue(&mut self) -> Option<u64> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        Some((1u64 << zeros) - 1 + self.bits(zeros)?)
-    }
-
-    /// Signed exp-Golomb.
-    fn se(&mut self) -> Option<i64> {
-        let k = i64::try_from(self.ue()?).ok()?;
-        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
-    }
-}
-
-/// Removes emulation-prevention bytes (00 00 03 -> 00 00): the SPS syntax
-/// is defined on the RBSP, not on the NAL bytes.
-pub(super) fn nal_to_rbsp(nal: &[u8]) -> Vec<u8> {
-    let mut rbsp = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &byte in nal {
-        if zeros >= 2 && byte == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        rbsp.push(byte);
-    }
-    rbsp
 }
 
 /// Profiles whose SPS carries chroma format, bit depth and scaling lists.

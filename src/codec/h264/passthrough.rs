@@ -7,7 +7,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    nal_type, nal_type_of, AccessUnit, H264Error, OutPacket, ParamSets, Reframer, MAX_PAYLOAD,
+    nal_type, nal_type_of, AccessUnit, H264Error, NalCodec, OutPacket, ParamSets, Reframer, H264,
+    MAX_PAYLOAD,
 };
 
 /// What the NAL headers of one RTP payload say.
@@ -141,7 +142,7 @@ impl H264Passthrough {
                     let start = at + 2;
                     let end = start + len;
                     if end > payload.len() {
-                        return Err(H264Error::StapALengthPastEnd {
+                        return Err(H264Error::AggregateLengthPastEnd {
                             at,
                             len,
                             remaining: payload.len() - start,
@@ -154,7 +155,7 @@ impl H264Passthrough {
                 }
             }
             nal_type::FU_A => {
-                let header = *payload.get(1).ok_or(H264Error::FuATooShort)?;
+                let header = *payload.get(1).ok_or(H264Error::FuTooShort)?;
                 let start = header & 0x80 != 0;
                 if start && nal_type_of(header) == nal_type::IDR {
                     c.idr = true;
@@ -167,7 +168,13 @@ impl H264Passthrough {
                     c.idr = true;
                 }
             }
-            other => return Err(H264Error::UnsupportedPacketType(other)),
+            other => {
+                return Err(H264Error::UnsupportedPacketType {
+                    codec: H264::NAME,
+                    packet_type: other,
+                    name: H264::packet_type_name(other),
+                })
+            }
         }
         Ok(c)
     }

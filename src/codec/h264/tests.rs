@@ -173,7 +173,7 @@ fn random_aus_round_trip_at_any_max_payload() {
                 nal(&mut rng, 0x41, len)
             })
             .collect();
-        let max_payload = MIN_PAYLOAD + rng.below(1_500);
+        let max_payload = 3 + rng.below(1_500);
         let mut out = Vec::new();
         packetize_au(&nals, 7, false, max_payload, &mut out);
         assert!(out.iter().all(|p| p.payload.len() <= max_payload));
@@ -352,12 +352,12 @@ fn depacketizer_rejects_broken_packets() {
         result
     };
     assert_eq!(push(&[]), Err(H264Error::EmptyPayload));
-    assert_eq!(push(&[0x7C, 0x05, 1]), Err(H264Error::FuAWithoutStart));
-    assert_eq!(push(&[0x7C, 0x45, 1]), Err(H264Error::FuAWithoutStart));
-    assert_eq!(push(&[0x7C]), Err(H264Error::FuATooShort));
+    assert_eq!(push(&[0x7C, 0x05, 1]), Err(H264Error::FuWithoutStart));
+    assert_eq!(push(&[0x7C, 0x45, 1]), Err(H264Error::FuWithoutStart));
+    assert_eq!(push(&[0x7C]), Err(H264Error::FuTooShort));
     assert_eq!(
         push(&[0x78, 0, 2, 0x67, 1, 0, 9, 0x68]),
-        Err(H264Error::StapALengthPastEnd {
+        Err(H264Error::AggregateLengthPastEnd {
             at: 5,
             len: 9,
             remaining: 1
@@ -365,12 +365,16 @@ fn depacketizer_rejects_broken_packets() {
     );
     assert_eq!(
         push(&[0x78, 0, 1, 0x67, 0]),
-        Err(H264Error::StapATruncatedSize { at: 4 })
+        Err(H264Error::AggregateTruncatedSize { at: 4 })
     );
     for packet_type in [0, 25, 26, 27, 29, 30, 31] {
         assert_eq!(
             push(&[0x60 | packet_type, 0, 0, 0]),
-            Err(H264Error::UnsupportedPacketType(packet_type))
+            Err(H264Error::UnsupportedPacketType {
+                codec: "H.264",
+                packet_type,
+                name: H264::packet_type_name(packet_type),
+            })
         );
     }
     // Zero-size entries are skipped; an FU-A with no data is harmless.
@@ -381,9 +385,16 @@ fn depacketizer_rejects_broken_packets() {
 
 #[test]
 fn error_messages_say_what_was_wrong() {
-    let msg = H264Error::UnsupportedPacketType(26).to_string();
-    assert!(msg.contains("26") && msg.contains("MTAP16"), "{msg}");
-    let msg = H264Error::StapALengthPastEnd {
+    let mut d = Depacketizer::new();
+    let msg = d
+        .push(&Bytes::from_static(&[0x7A, 0, 0]), &mut Vec::new())
+        .expect_err("MTAP16")
+        .to_string();
+    assert!(
+        msg.contains("H.264") && msg.contains("26") && msg.contains("MTAP16"),
+        "{msg}"
+    );
+    let msg = H264Error::AggregateLengthPastEnd {
         at: 5,
         len: 9,
         remaining: 1,
@@ -411,7 +422,7 @@ fn fu_a_over_4_mb_is_refused() {
         "{result:?}"
     );
     assert!(!d.has_partial());
-    assert_eq!(d.push(&middle, &mut nals), Err(H264Error::FuAWithoutStart));
+    assert_eq!(d.push(&middle, &mut nals), Err(H264Error::FuWithoutStart));
 }
 
 // ---- Reframer ----
@@ -793,7 +804,7 @@ fn broken_packet_is_an_error_and_the_reframer_recovers() {
     let broken = Bytes::from_static(&[0x78, 0, 50, 0x41]);
     assert!(matches!(
         reframer.push_rtp_as_packets(2, 0, false, &broken, &mut out),
-        Err(H264Error::StapALengthPastEnd { .. })
+        Err(H264Error::AggregateLengthPastEnd { .. })
     ));
     assert_eq!(
         reframer.push_rtp_as_packets(3, 0, true, &good, &mut out),
@@ -803,7 +814,7 @@ fn broken_packet_is_an_error_and_the_reframer_recovers() {
     let orphan = Bytes::from_static(&[0x7C, 0x05, 1, 2]);
     assert_eq!(
         reframer.push_rtp_as_packets(4, 3000, false, &orphan, &mut out),
-        Err(H264Error::FuAWithoutStart)
+        Err(H264Error::FuWithoutStart)
     );
     assert_eq!(
         reframer.push_rtp_as_packets(5, 6000, true, &good, &mut out),

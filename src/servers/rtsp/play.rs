@@ -13,15 +13,19 @@ use tokio::sync::Mutex;
 
 use crate::codec::frame::RtpPayload;
 use crate::codec::sdp::MediaDesc;
-use crate::path::{Codec, Packet, Reader, RtpFormat, Track};
+use crate::path::{Packet, Reader, RtpFormat, Track};
 
-/// Payload types in our DESCRIBE: static ones where the codec has one.
+/// Payload types in our DESCRIBE: static ones where the codec has one, else 96 for video
+/// and 97 for audio.
 pub fn payload_type(track: &Track) -> u8 {
-    match track.codec {
-        Codec::H264(_) | Codec::Vp8 | Codec::Vp9 | Codec::Av1 => 96,
-        Codec::Opus { .. } => 97,
-        Codec::G711(law) => law.static_payload_type(),
-        Codec::G722 => crate::codec::g722::STATIC_PAYLOAD_TYPE,
+    crate::codec::sdp_for_track(track, dynamic_payload_type(track)).payload_type
+}
+
+fn dynamic_payload_type(track: &Track) -> u8 {
+    if track.is_video() {
+        96
+    } else {
+        97
     }
 }
 
@@ -29,7 +33,7 @@ pub fn payload_type(track: &Track) -> u8 {
 pub fn describe_medias(tracks: &[Track]) -> Vec<MediaDesc> {
     tracks
         .iter()
-        .map(|t| crate::codec::sdp_for_track(t, payload_type(t)))
+        .map(|t| crate::codec::sdp_for_track(t, dynamic_payload_type(t)))
         .collect()
 }
 

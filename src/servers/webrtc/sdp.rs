@@ -327,6 +327,9 @@ pub fn choose_publisher_video(media: &OfferMedia) -> Option<(&OfferCodec, Track)
         return Some((c, Track::h264(Default::default())));
     }
     media.codecs.iter().find_map(|c| {
+        if c.is(crate::codec::h265::ENCODING) {
+            return Some((choose_h265(media, None)?, Track::h265(Default::default())));
+        }
         let codec = [Codec::Vp8, Codec::Vp9, Codec::Av1]
             .into_iter()
             .find(|k| c.is(Track::video(k.clone()).encoding()) && c.clock_rate == 90_000)?;
@@ -335,6 +338,28 @@ pub fn choose_publisher_video(media: &OfferMedia) -> Option<(&OfferCodec, Track)
         let c = choose_passthrough_video(media, &track)?;
         Some((c, track))
     })
+}
+
+/// The offer's H.265 entry for a stream of profile `profile_id` (None: not known yet, or a
+/// publisher's offer): the one with that profile, else Main (1), the one every H.265
+/// decoder takes. RFC 7798 7.1: an absent profile-id is Main.
+pub fn choose_h265(media: &OfferMedia, profile_id: Option<u8>) -> Option<&OfferCodec> {
+    let profile = |c: &&OfferCodec| {
+        c.fmtp_param("profile-id")
+            .map_or(Some(1), |p| p.parse::<u8>().ok())
+    };
+    let mut h265 = media
+        .codecs
+        .iter()
+        .filter(|c| c.is(crate::codec::h265::ENCODING) && c.clock_rate == 90_000);
+    let want = profile_id.unwrap_or(1);
+    h265.clone()
+        .find(|c| profile(c) == Some(want))
+        .or_else(|| match profile_id {
+            // A stream of another profile (Main 10, RExt) needs a decoder of that profile.
+            Some(_) => None,
+            None => h265.next(),
+        })
 }
 
 /// The H.264 payload type to answer with for a stream with `source_plid` (None: not known

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use super::answer::{self, Accepted};
-use super::sdp::{choose_audio, choose_h264, choose_passthrough_video, Direction, OfferTransport};
+use super::sdp::{
+    choose_audio, choose_h264, choose_h265, choose_passthrough_video, Direction, OfferTransport,
+};
 use super::session::{Session, SessionCounters, SessionKind};
 use super::transport::gso::Batch;
 use super::transport::outbound::Outbound;
@@ -49,8 +51,8 @@ impl WebrtcServer {
         for track in &tracks {
             let (kind, source_plid) = match &track.codec {
                 Codec::H264(params) => ("video", params.profile_level_id()),
-                Codec::Vp8 | Codec::Vp9 | Codec::Av1 => ("video", None),
-                Codec::Opus { .. } | Codec::G711(_) | Codec::G722 => ("audio", None),
+                _ if track.is_video() => ("video", None),
+                _ => ("audio", None),
             };
             let chosen = sections.iter_mut().find_map(|sec| {
                 let m = sec.offer;
@@ -61,7 +63,10 @@ impl WebrtcServer {
                 if !usable {
                     return None;
                 }
-                let codec = if track.keyframe_detector().is_some() {
+                let codec = if let Codec::H265(params) = &track.codec {
+                    let profile = params.profile_tier_level().map(|p| p.profile_id);
+                    choose_h265(m, profile)?.clone()
+                } else if track.keyframe_detector().is_some() {
                     choose_passthrough_video(m, track)?.clone()
                 } else if kind == "video" {
                     let (c, plid) = choose_h264(m, source_plid.as_deref())?;
@@ -75,7 +80,7 @@ impl WebrtcServer {
             });
             let Some((sec, codec)) = chosen else {
                 outbound.push(None);
-                if track.keyframe_detector().is_some() {
+                if track.keyframe_detector().is_some() || matches!(track.codec, Codec::H265(_)) {
                     reasons.push(format!(
                         "the stream is {} but the offer has no receiving video section with it",
                         track.name()

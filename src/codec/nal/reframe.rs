@@ -1,5 +1,5 @@
-//! The per-stream pipeline for cameras: RTP in, access units out, with SPS/PPS ahead of
-//! every IDR and nothing a decoder does not need.
+//! The per-stream pipeline for cameras: RTP in, access units out, with the parameter sets
+//! ahead of every keyframe and nothing a decoder does not need.
 
 use bytes::Bytes;
 
@@ -21,9 +21,9 @@ struct PendingAu {
     damaged: bool,
     nals: Vec<Bytes>,
     size: usize,
-    has_idr: bool,
-    has_sps: bool,
-    has_pps: bool,
+    keyframe: bool,
+    /// Bit n: a parameter set of kind n came in band.
+    params_seen: u8,
     /// Holds a coded slice: an AU of parameter sets or SEI alone is no picture.
     has_vcl: bool,
 }
@@ -34,9 +34,8 @@ impl PendingAu {
         self.damaged = false;
         self.nals.clear();
         self.size = 0;
-        self.has_idr = false;
-        self.has_sps = false;
-        self.has_pps = false;
+        self.keyframe = false;
+        self.params_seen = 0;
         self.has_vcl = false;
     }
 
@@ -46,36 +45,32 @@ impl PendingAu {
         self.damaged = true;
     }
 
-    /// Puts the known SPS and PPS first, replacing any partial in-band set
-    /// (whose contents were already learned into `params`).
-    fn prepend_param_sets(&mut self, params: &ParamSets) {
-        self.nals.retain(|n| {
-            !matches!(
-                n.first().map(|&h| nal_type_of(h)),
-                Some(nal_type::SPS | nal_type::PPS)
-            )
-        });
-        let known = params.sps.iter().chain(params.pps.iter()).cloned();
+    /// Puts the known parameter sets first, replacing any partial in-band set (whose
+    /// contents were already learned into `params`).
+    fn prepend_param_sets<C: NalCodec>(&mut self, params: &C::Params) {
+        self.nals
+            .retain(|n| !matches!(C::role(n), NalRole::ParamSet(_)));
+        let known = params.sets().cloned();
         self.nals.splice(0..0, known);
     }
 }
 
 /// The whole per-stream pipeline: RTP in -> access units out.
 #[derive(Debug)]
-pub struct Reframer {
-    params: ParamSets,
+pub struct Reframer<C: NalCodec> {
+    params: C::Params,
     params_changed: bool,
     /// A B slice was seen: frames are reordered.
     b_frames: bool,
-    depacketizer: Depacketizer,
+    depacketizer: Depacketizer<C>,
     last_seq: Option<u16>,
     au: PendingAu,
     /// Reused per packet for the depacketizer's output.
     scratch: Vec<Bytes>,
 }
 
-impl Reframer {
-    pub fn new(params: ParamSets) -> Self {
+impl<C: NalCodec> Reframer<C> {
+    pub fn new(params: C::Params) -> Self {
         Reframer {
             params,
             params_changed: false,
@@ -87,10 +82,10 @@ impl Reframer {
         }
     }
 
-    /// One input RTP packet. Completed access units go to `out`. An AU ends on the marker bit, or when the timestamp changes
-    /// (marker lost). A sequence gap or a broken packet discards the AU in
-    /// progress and everything up to the next AU boundary; broken packets
-    /// also return Err. Late and duplicate packets are ignored.
+    /// One input RTP packet. Completed access units go to `out`. An AU ends on the marker
+    /// bit, or when the timestamp changes (marker lost). A sequence gap or a broken packet
+    /// discards the AU in progress and everything up to the next AU boundary; broken
+    /// packets also return Err. Late and duplicate packets are ignored.
     pub fn push_rtp(
         &mut self,
         seq: u16,
@@ -98,11 +93,11 @@ impl Reframer {
         marker: bool,
         payload: &Bytes,
         out: &mut Vec<AccessUnit>,
-    ) -> Result<(), H264Error> {
+    ) -> Result<(), NalError> {
         match self.check_seq(seq) {
             SeqCheck::Late => return Ok(()),
-            // The lost packets may have begun this packet's AU, so its
-            // timestamp is dropped too: only a later boundary is safe.
+            // The lost packets may have begun this packet's AU, so its timestamp is dropped
+            // too: only a later boundary is safe.
             SeqCheck::Gap => self.discard(timestamp),
             SeqCheck::Next => {}
         }
@@ -134,16 +129,16 @@ impl Reframer {
         marker: bool,
         payload: &Bytes,
         out: &mut Vec<OutPacket>,
-    ) -> Result<(), H264Error> {
+    ) -> Result<(), NalError> {
         let mut aus = Vec::new();
         let result = self.push_rtp(seq, timestamp, marker, payload, &mut aus);
         for au in &aus {
-            packetize_access_unit(au, MAX_PAYLOAD, out);
+            packetize_access_unit::<C>(au, MAX_PAYLOAD, out);
         }
         result
     }
 
-    pub fn params(&self) -> &ParamSets {
+    pub fn params(&self) -> &C::Params {
         &self.params
     }
 
@@ -152,7 +147,7 @@ impl Reframer {
         self.b_frames
     }
 
-    /// True once after in-band SPS/PPS differ from what was known.
+    /// True once after in-band parameter sets differ from what was known.
     pub fn take_params_changed(&mut self) -> bool {
         std::mem::take(&mut self.params_changed)
     }
@@ -180,7 +175,7 @@ impl Reframer {
         self.au.damage(timestamp);
     }
 
-    fn add_packet(&mut self, payload: &Bytes) -> Result<(), H264Error> {
+    fn add_packet(&mut self, payload: &Bytes) -> Result<(), NalError> {
         let mut nals = std::mem::take(&mut self.scratch);
         let result = self
             .depacketizer
@@ -191,57 +186,61 @@ impl Reframer {
         result
     }
 
-    fn add_nal(&mut self, nal: Bytes) -> Result<(), H264Error> {
-        let au = &mut self.au;
-        match nal_type_of(nal[0]) {
-            // Decoders do not need them and they only cost bandwidth.
-            nal_type::AUD | nal_type::FILLER => return Ok(()),
-            // Unspecified (0) or RTP packet types (24..=31) unpacked from a STAP-A or FU-A:
-            // decoders ignore them, and sent on as they are a reader's depacketizer would
-            // take them for an aggregate or fragment header.
-            0 | 24..=31 => return Ok(()),
-            nal_type::SPS => {
-                au.has_sps = true;
-                self.params_changed |= learn(&mut self.params.sps, &nal);
-            }
-            nal_type::PPS => {
-                au.has_pps = true;
-                self.params_changed |= learn(&mut self.params.pps, &nal);
-            }
-            nal_type::IDR => au.has_idr = true,
-            nal_type::SLICE if !self.b_frames => self.b_frames = is_b_slice(&nal),
-            _ => {}
+    fn add_nal(&mut self, nal: Bytes) -> Result<(), NalError> {
+        // An aggregated entry too short for a NAL header is no NAL unit.
+        if nal.len() < C::HEADER_LEN {
+            return Ok(());
         }
-        au.has_vcl |= (1..=5).contains(&nal_type_of(nal[0]));
+        let au = &mut self.au;
+        match C::role(&nal) {
+            NalRole::Drop => return Ok(()),
+            NalRole::ParamSet(kind) => {
+                au.params_seen |= 1 << kind;
+                let slot = self.params.slot(kind);
+                self.params_changed |= learn(slot, &nal);
+            }
+            NalRole::Keyframe => {
+                au.keyframe = true;
+                au.has_vcl = true;
+            }
+            NalRole::Picture => {
+                au.has_vcl = true;
+                if !self.b_frames {
+                    self.b_frames = C::is_b_slice(&nal);
+                }
+            }
+            NalRole::Other => {}
+        }
         // Each NAL unit is charged its handle too, so a flood of 1-byte NAL units in one
         // access unit hits the limit long before millions of them are held.
         au.size += nal.len() + NAL_OVERHEAD;
         if au.size > MAX_AU_SIZE || au.nals.len() >= MAX_AU_NALS {
-            return Err(H264Error::AuTooLarge { size: au.size });
+            return Err(NalError::AuTooLarge { size: au.size });
         }
         au.nals.push(nal);
         Ok(())
     }
 
     fn finish_au(&mut self, out: &mut Vec<AccessUnit>) {
-        // An FU-A still open at the boundary lost its end fragment.
+        // A fragmented NAL still open at the boundary lost its end fragment.
         if self.depacketizer.has_partial() {
             self.depacketizer.reset();
             self.au.damaged = true;
         }
         let au = &mut self.au;
+        let all_params = (1u8 << <C::Params as ParamStore>::KINDS) - 1;
         match au.timestamp {
-            // Parameter sets sent on their own (GStreamer's rtph264pay with config-interval
-            // stamps them with the previous frame's time) are learned above and put ahead of
-            // the next IDR; sent alone they would be a second "frame" at an old timestamp.
+            // Parameter sets sent on their own (GStreamer's payloaders with config-interval
+            // stamp them with the previous frame's time) are learned above and put ahead of
+            // the next keyframe; sent alone they would be a second "frame" at an old time.
             Some(_) if !au.has_vcl => {}
             Some(timestamp) if !au.damaged => {
-                if au.has_idr && !(au.has_sps && au.has_pps) {
-                    au.prepend_param_sets(&self.params);
+                if au.keyframe && au.params_seen & all_params != all_params {
+                    au.prepend_param_sets::<C>(&self.params);
                 }
                 out.push(AccessUnit {
                     timestamp,
-                    keyframe: au.has_idr,
+                    keyframe: au.keyframe,
                     nals: std::mem::take(&mut au.nals),
                 });
             }
@@ -251,8 +250,8 @@ impl Reframer {
     }
 }
 
-/// Stores an in-band parameter set; true if it differs from the known one.
-/// Copied so that the stored set does not pin a large input packet.
+/// Stores an in-band parameter set; true if it differs from the known one. Copied so that
+/// the stored set does not pin a large input packet.
 fn learn(slot: &mut Option<Bytes>, nal: &Bytes) -> bool {
     if slot.as_deref() == Some(&nal[..]) {
         return false;
