@@ -13,8 +13,10 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
   need_apt+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
              gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools)
 fi
-# GStreamer's webrtcbin (a WHEP viewer no one here wrote): plugins-bad plus libnice.
+# GStreamer's webrtcbin (a WHEP viewer no one here wrote): plugins-bad plus libnice; the
+# camera's H.265 and AAC encoders (x265enc, voaacenc) are in plugins-bad too.
 if ! gst-inspect-1.0 webrtcbin >/dev/null 2>&1 || ! gst-inspect-1.0 nicesrc >/dev/null 2>&1 \
+   || ! gst-inspect-1.0 x265enc >/dev/null 2>&1 || ! gst-inspect-1.0 voaacenc >/dev/null 2>&1 \
    || ! /usr/bin/python3 -c "import gi; gi.require_version('GstWebRTC', '1.0')" >/dev/null 2>&1; then
   need_apt+=(gstreamer1.0-plugins-bad gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gstreamer1.0-libav)
 fi

@@ -7,8 +7,10 @@ Prints one line per event on stdout so a test can follow it:
   CLIENT <ip>:<port>      an RTSP client connected
   CLOSED <ip>:<port>      that client went away
 
-Usage: scripts/rtsp-camera.py PORT [--no-h264]
+Usage: scripts/rtsp-camera.py PORT [--no-h264 | --h265-aac]
   --no-h264   serve only VP8 video (no H.264)
+  --h265-aac  serve H.265 (x265, 640x360 30 fps) and AAC (48 kHz stereo, RFC 3640), as
+              Hikvision- and Dahua-style cameras do
 """
 
 import sys
@@ -27,6 +29,15 @@ VIDEO = (
 VP8 = (
     "videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=10/1 "
     "! vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96"
+)
+H265 = (
+    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 "
+    "! x265enc tune=zerolatency speed-preset=ultrafast bitrate=1000 key-int-max=30 "
+    "! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
+)
+AAC = (
+    "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=2 "
+    "! voaacenc bitrate=64000 ! rtpmp4gpay name=pay1 pt=97"
 )
 AUDIO = (
     "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=2 "
@@ -48,7 +59,12 @@ def main():
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
-    launch = VP8 if no_h264 else f"{VIDEO} {AUDIO.format(name='pay1')}"
+    if no_h264:
+        launch = VP8
+    elif "--h265-aac" in sys.argv[2:]:
+        launch = f"{H265} {AAC}"
+    else:
+        launch = f"{VIDEO} {AUDIO.format(name='pay1')}"
     factory.set_launch(f"( {launch} )")
     factory.set_shared(True)
     server.get_mount_points().add_factory("/cam", factory)

@@ -1,6 +1,7 @@
 //! Codecs beyond H.264 and Opus, end to end with real peers: a camera's G.711 (µ-law and
 //! A-law) and G.722, pushed by ffmpeg over RTSP, reach WHEP viewers as the same tone and
-//! RTSP readers as the same codec; VP8, VP9 and H.264 with B-frames read back over RTSP.
+//! RTSP readers as the same codec; AAC (RFC 3640 and LATM), L16 and MP3 read back over RTSP
+//! as the same tone; H.265, VP8, VP9 and H.264 with B-frames read back over RTSP.
 
 mod common;
 
@@ -86,17 +87,18 @@ async fn decode_3s(url: &str, output: &[&str]) -> std::process::Output {
 }
 
 fn push_audio(url: &str, codec: &str, rate: &str) -> tokio::process::Child {
+    push_audio_with(url, &["-c:a", codec, "-ar", rate, "-ac", "1"])
+}
+
+/// ffmpeg pushing H.264 and a 440 Hz tone over RTSP, the audio encoded as `audio` says.
+fn push_audio_with(url: &str, audio: &[&str]) -> tokio::process::Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:sample_rate={rate}"),
-        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(X264)
-        .args(["-g", "30", "-c:a", codec, "-ar", rate, "-ac", "1"])
+        .args(["-g", "30"])
+        .args(audio)
         .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -292,6 +294,118 @@ async fn h264_with_b_frames_pushed_over_rtsp_reads_back() {
         .expect("ffmpeg runs");
     wait_stream(&server, path, Duration::from_secs(15)).await;
     assert_video_reads_back(&rtsp_url(&server, path), "h264,640,360", 60).await;
+    let _ = ff.kill().await;
+    server.shutdown();
+}
+
+/// ffmpeg decodes 3 s of the path's audio over RTSP, and the tone is still 440 Hz.
+async fn assert_tone_reads_back(url: &str, what: &str) {
+    let out = decode_3s(
+        url,
+        &[
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "16000", "pipe:1",
+        ],
+    )
+    .await;
+    let samples: Vec<i16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(samples.len() >= 32_000, "{what}: {} samples", samples.len());
+    let hz = pitch(&samples[1600..], 16_000.0);
+    eprintln!(
+        "{what} over RTSP: {} samples, tone at {hz:.0} Hz",
+        samples.len()
+    );
+    assert!((hz - 440.0).abs() < 15.0, "{what}: tone at {hz:.1} Hz");
+}
+
+/// A camera's or encoder's AAC (as RFC 3640 and as LATM), L16 and MP3, pushed by ffmpeg over
+/// RTSP: RTSP readers get the same codec, rate and channels back, and the same tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aac_l16_and_mp3_pushed_over_rtsp_read_back() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            "aac_48k",
+            &["-c:a", "aac", "-ar", "48000", "-ac", "2"],
+            "aac,48000,2",
+        ),
+        (
+            "aac_16k",
+            &["-c:a", "aac", "-ar", "16000", "-ac", "1"],
+            "aac,16000,1",
+        ),
+        (
+            "aac_latm",
+            &[
+                "-c:a",
+                "aac",
+                "-ar",
+                "44100",
+                "-ac",
+                "2",
+                "-rtpflags",
+                "latm",
+            ],
+            "aac,44100,2",
+        ),
+        (
+            "l16",
+            &["-c:a", "pcm_s16be", "-ar", "16000", "-ac", "1"],
+            "pcm_s16be,16000,1",
+        ),
+        (
+            "mp3",
+            &["-c:a", "libmp3lame", "-ar", "44100", "-ac", "1"],
+            "mp3,44100,1",
+        ),
+    ];
+    for (path, audio, probed) in cases {
+        let url = rtsp_url(&server, path);
+        let mut ff = push_audio_with(&url, audio);
+        wait_stream(&server, path, Duration::from_secs(15)).await;
+        assert_reads_back(&url, probed).await;
+        assert_tone_reads_back(&url, path).await;
+        let _ = ff.kill().await;
+    }
+    server.shutdown();
+}
+
+/// A camera pushing H.265 over RTSP (ffmpeg with libx265, B-frames on as x265 has them):
+/// RTSP readers get H.265 of the same size back, decodable frame after frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_pushed_over_rtsp_reads_back() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let path = "cam_h265";
+    let mut ff = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-x265-params", "log-level=error:keyint=30"])
+        .args([
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &rtsp_url(&server, path),
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs");
+    wait_stream(&server, path, Duration::from_secs(15)).await;
+    assert_video_reads_back(&rtsp_url(&server, path), "hevc,640,360", 60).await;
     let _ = ff.kill().await;
     server.shutdown();
 }

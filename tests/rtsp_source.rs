@@ -84,6 +84,52 @@ async fn pulled_camera_over_tcp_and_udp_plays_over_whep_and_rtsp() {
     cam.kill().await;
 }
 
+/// A Hikvision- or Dahua-style camera sending H.265 and AAC (gst-rtsp-server with x265enc,
+/// rtph265pay, voaacenc and rtpmp4gpay), pulled over TCP and UDP: RTSP readers get both
+/// back, and decoding them shows no error that reading the camera directly does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_and_aac_camera_is_pulled_and_read_back() {
+    let _heavy = HEAVY.lock().await;
+    let cam = Camera::start(free_port(), &["--h265-aac"]).await;
+    for transport in [SourceTransport::Tcp, SourceTransport::Udp] {
+        let server = start(pull_config("cam", &cam.url(), |p| {
+            p.rtsp_transport = transport
+        }))
+        .await;
+        wait_stream(&server, "cam", Duration::from_secs(20)).await;
+        let url = rtsp_url(&server, "cam");
+        assert_eq!(ffprobe(&url, "tcp").await, "hevc,640,360", "{transport:?}");
+        let args = [
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels",
+            "-of",
+            "csv=p=0",
+            &url,
+        ];
+        let audio = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
+        assert_eq!(
+            String::from_utf8_lossy(&audio.stdout).trim(),
+            "aac,48000,2",
+            "{transport:?}"
+        );
+        let via_hubcast = error_kinds(&decode_90(&url, "tcp").await);
+        let direct = error_kinds(&decode_90(&cam.url(), "tcp").await);
+        assert!(
+            via_hubcast.is_subset(&direct),
+            "decode errors hubcast added: {:?}",
+            via_hubcast.difference(&direct)
+        );
+        server.shutdown();
+    }
+    cam.kill().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_restart_resumes_the_same_viewer() {
     let _heavy = HEAVY.lock().await;
