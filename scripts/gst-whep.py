@@ -1,9 +1,15 @@
 #!/usr/bin/python3
-"""GStreamer webrtcbin as a WHEP viewer: a recvonly H.264 video and a recvonly Opus audio
-transceiver (max-bundle), the offer POSTed once ICE gathering is complete (no trickle),
-video decoded with avdec_h264 and audio with opusdec into counting fakesinks.
+"""GStreamer webrtcbin as a WHEP viewer: a recvonly H.264 (or H.265) video and a recvonly
+Opus audio transceiver (max-bundle), the offer POSTed once ICE gathering is complete (no
+trickle), video decoded with avdec_h264 (avdec_h265) and audio with opusdec into counting
+fakesinks.
 
     /usr/bin/python3 scripts/gst-whep.py --url http://127.0.0.1:8889/cam/whep --seconds 6
+    /usr/bin/python3 scripts/gst-whep.py --url ... --video-codec h265
+
+With --publish it is a WHIP publisher instead: one sendonly video transceiver fed by
+videotestsrc (640x360 30 fps) through x264enc or x265enc, POSTed to a /whip URL the same
+way; it succeeds if ICE connects and stays up for --seconds.
 
 Prints one JSON line on stdout:
     {"videoFrames":N,"width":W,"height":H,"audioBuffers":M,"firstFrameMs":..,...}
@@ -28,10 +34,13 @@ gi.require_version("GstSdp", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
-VIDEO_CAPS = (
-    "application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,"
-    "packetization-mode=(string)1,profile-level-id=(string)42e01f"
-)
+VIDEO_CAPS = {
+    "h264": "application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,"
+    "packetization-mode=(string)1,profile-level-id=(string)42e01f",
+    # Main profile, as Safari and Chrome with a hardware decoder offer it.
+    "h265": "application/x-rtp,media=video,encoding-name=H265,payload=96,clock-rate=90000,"
+    "profile-id=(string)1,tier-flag=(string)0,level-id=(string)93,tx-mode=(string)SRST",
+}
 # encoding-params=2: RFC 7587 requires "opus/48000/2" in the SDP; without it webrtcbin
 # writes "OPUS/48000" and the audio section is (rightly) refused.
 AUDIO_CAPS = (
@@ -45,8 +54,9 @@ def log(msg):
 
 
 class Viewer:
-    def __init__(self, url, seconds, verbose=False):
-        self.url, self.seconds, self.verbose = url, seconds, verbose
+    def __init__(self, url, seconds, verbose=False, codec="h264", publish=False):
+        self.url, self.seconds, self.verbose, self.codec = url, seconds, verbose, codec
+        self.publish = publish
         self.loop = GLib.MainLoop()
         self.result = None  # (dict, exit code) once decided
         self.location = None
@@ -61,14 +71,35 @@ class Viewer:
         self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
         self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         self.pipe.add(self.webrtc)
-        recv = GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY
-        for caps in (VIDEO_CAPS, AUDIO_CAPS):
-            self.webrtc.emit("add-transceiver", recv, Gst.Caps.from_string(caps))
+        if publish:
+            self.add_sender()
+        else:
+            recv = GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY
+            for caps in (VIDEO_CAPS[codec], AUDIO_CAPS):
+                self.webrtc.emit("add-transceiver", recv, Gst.Caps.from_string(caps))
         self.webrtc.connect("pad-added", self.on_pad_added)
         self.webrtc.connect("notify::ice-gathering-state", self.on_gathering)
         bus = self.pipe.get_bus()
         bus.add_signal_watch()
         bus.connect("message", self.on_bus)
+
+    def add_sender(self):
+        enc = {
+            "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 "
+            "! video/x-h264,profile=constrained-baseline",
+            "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 "
+            "! video/x-h265,profile=main",
+        }[self.codec]
+        src = Gst.parse_bin_from_description(
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,"
+            f"framerate=30/1 ! {enc} ! rtp{self.codec}pay config-interval=-1 pt=96 "
+            f'! capsfilter caps="{VIDEO_CAPS[self.codec]}"',
+            True,
+        )
+        self.pipe.add(src)
+        src.link(self.webrtc)
+        send = GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY
+        self.webrtc.emit("get-transceiver", 0).set_property("direction", send)
 
     # -- signalling -------------------------------------------------------------------
 
@@ -139,7 +170,8 @@ class Viewer:
         media = caps.get_structure(0).get_string("media")
         log(f"incoming {media} pad: {caps.to_string()}")
         if media == "video":
-            chain = "rtph264depay ! h264parse ! avdec_h264 ! fakesink name=vsink sync=false signal-handoffs=true"
+            c = self.codec
+            chain = f"rtp{c}depay ! {c}parse ! avdec_{c} ! fakesink name=vsink sync=false signal-handoffs=true"
         elif media == "audio":
             chain = "rtpopusdepay ! opusdec ! fakesink name=asink sync=false signal-handoffs=true"
         else:
@@ -185,7 +217,10 @@ class Viewer:
             "location": self.location,
             "iceState": self.webrtc.get_property("ice-connection-state").value_nick,
         }
-        if self.video_frames > 0:
+        connected = res["iceState"] in ("connected", "completed")
+        if self.publish:
+            self.result = (res, 0) if connected else ({"error": "ICE did not connect", **res}, 1)
+        elif self.video_frames > 0:
             self.result = (res, 0)
         else:
             self.result = ({"error": "no video frame decoded", **res}, 1)
@@ -214,10 +249,12 @@ def main():
     ap.add_argument("--url", required=True)
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--verbose", action="store_true", help="offer and answer to stderr")
+    ap.add_argument("--video-codec", choices=sorted(VIDEO_CAPS), default="h264")
+    ap.add_argument("--publish", action="store_true", help="WHIP publisher instead of viewer")
     args = ap.parse_args()
 
     Gst.init(None)
-    v = Viewer(args.url, args.seconds, args.verbose)
+    v = Viewer(args.url, args.seconds, args.verbose, args.video_codec, args.publish)
     GLib.timeout_add(int((args.seconds + 20) * 1000), v.finish_error, f"timeout after {args.seconds + 20} s")
     GLib.idle_add(lambda: v.start() and False)
     v.loop.run()

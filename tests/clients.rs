@@ -359,3 +359,114 @@ async fn gstreamer_webrtcbin_plays_whep() {
     v.stop().await;
     server.shutdown();
 }
+
+/// H.265 to a WHEP viewer that offers it (GStreamer's webrtcbin with rtph265depay and
+/// avdec_h265, offering Main profile as Safari does): a camera's H.265, pushed by ffmpeg
+/// over RTSP, is cut to WebRTC size once and decodes at its size. A viewer offering
+/// H.264 only gets 406 naming the stream's codec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_webrtcbin_plays_h265_over_whep() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(defaults()).await;
+    let mut ff = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        // WebRTC readers get frames in decode order; without B-frames that is display order.
+        .args(["-x265-params", "log-level=error:keyint=30:bframes=0"])
+        .args([
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &rtsp_url(&server, "hevc"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs");
+    wait_stream(&server, "hevc", Duration::from_secs(15)).await;
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(format!("{ROOT}/scripts/gst-whep.py")).args([
+        "--url",
+        &whep_url(&server, "hevc"),
+        "--seconds",
+        "5",
+        "--video-codec",
+        "h265",
+    ]);
+    let r = run_json(cmd, Duration::from_secs(60)).await;
+    assert!(r["videoFrames"].as_u64().unwrap_or(0) >= 60, "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{r}"
+    );
+
+    let offer = include_str!("data/chromium-whep-offer.sdp");
+    let (status, _, body) = post_sdp(&whep_url(&server, "hevc"), offer).await;
+    assert_eq!(status, 406, "{body}");
+    assert!(body.contains("H.265"), "{body}");
+    let _ = ff.kill().await;
+    server.shutdown();
+}
+
+/// H.265 from a WHIP publisher (GStreamer's webrtcbin with x265enc and rtph265pay, as
+/// Safari and Chrome with a hardware encoder send it): the path carries H.265, RTSP readers
+/// get it back at its size, and a WHEP viewer offering H.265 decodes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_webrtcbin_publishes_h265_over_whip() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(defaults()).await;
+    let whip = format!(
+        "http://{}/hevc/whip",
+        server.addrs.webrtc_http.expect("webrtc on")
+    );
+    let mut publisher = Command::new("/usr/bin/python3");
+    publisher.arg(format!("{ROOT}/scripts/gst-whep.py")).args([
+        "--url",
+        &whip,
+        "--seconds",
+        "14",
+        "--video-codec",
+        "h265",
+        "--publish",
+    ]);
+    let readers = async {
+        wait_stream(&server, "hevc", Duration::from_secs(20)).await;
+        assert_eq!(
+            ffprobe(&rtsp_url(&server, "hevc"), "tcp").await,
+            "hevc,640,360"
+        );
+        let mut viewer = Command::new("/usr/bin/python3");
+        viewer.arg(format!("{ROOT}/scripts/gst-whep.py")).args([
+            "--url",
+            &whep_url(&server, "hevc"),
+            "--seconds",
+            "4",
+            "--video-codec",
+            "h265",
+        ]);
+        run_json(viewer, Duration::from_secs(40)).await
+    };
+    let (published, viewed) = tokio::join!(run_json(publisher, Duration::from_secs(60)), readers);
+    assert!(
+        viewed["videoFrames"].as_u64().unwrap_or(0) >= 45,
+        "{viewed}"
+    );
+    assert_eq!(
+        (viewed["width"].as_u64(), viewed["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{viewed}"
+    );
+    let ice = published["iceState"].as_str().unwrap_or("");
+    assert!(matches!(ice, "connected" | "completed"), "{published}");
+    server.shutdown();
+}

@@ -1,7 +1,9 @@
 //! A publisher's RTP as the server takes it in: `rtp::parse` / `is_rtcp` on each datagram
-//! (or interleaved frame), then `Ingest` into a `Hub` with one video and one Opus track:
-//! H.264 in both modes (camera reframing and WebRTC passthrough), and VP8, VP9 and AV1
-//! (passed through, key frames read from the payload), with readers that join, lag and
+//! (or interleaved frame), then `Ingest` into a `Hub` with one video and one audio track:
+//! H.264 in both modes (camera reframing and WebRTC passthrough), H.265 (reframed), VP8,
+//! VP9 and AV1 (passed through, key frames read from the payload); Opus, AAC as RFC 3640
+//! and as LATM (depacketized into access units), L16 and MPEG audio (passed through). Every
+//! input goes to every pipeline, so each codec gets the whole run. Readers join, lag and
 //! drain so the hub's fan-out, GOP cache and keyframe wait all run. RTCP chunks go to
 //! `Ingest::push_rtcp` (sender reports give units their wall-clock time).
 //!
@@ -24,6 +26,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hubcast::codec::sdp::parse_media;
+use hubcast::codec::track_from_sdp;
 use hubcast::media::rtp;
 use hubcast::stream::hub::{Codec, Hub, Packet, Reader, Track};
 use hubcast::stream::RtpFormat;
@@ -94,12 +98,24 @@ struct Pipeline {
     early: Watcher,
     late: Option<Watcher>,
     video: Codec,
+    audio: Codec,
+}
+
+/// An audio track as a camera's SDP gives it.
+fn audio(rtpmap: &str, fmtp: &str) -> Track {
+    let sdp = format!(
+        "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 97\r\n\
+         a=rtpmap:97 {rtpmap}\r\na=fmtp:97 {fmtp}\r\n"
+    );
+    let medias = parse_media(sdp.as_bytes()).expect("sdp");
+    track_from_sdp(&medias[0]).expect("audio track").0
 }
 
 impl Pipeline {
-    fn new(video: Track, mode: H264Mode) -> Pipeline {
+    fn new(video: Track, audio: Track, mode: H264Mode) -> Pipeline {
         let codec = video.codec.clone();
-        let hub = Hub::new("fuzz", vec![video, Track::opus(2)], 64);
+        let audio_codec = audio.codec.clone();
+        let hub = Hub::new("fuzz", vec![video, audio], 64);
         let ingest = Ingest::new(Arc::clone(&hub), &[Some(0), Some(1)], mode);
         let fits = !matches!(codec, Codec::Av1);
         let early = Watcher::join(&hub, fits);
@@ -109,6 +125,7 @@ impl Pipeline {
             early,
             late: None,
             video: codec,
+            audio: audio_codec,
         }
     }
 
@@ -152,10 +169,14 @@ impl Pipeline {
             std::mem::discriminant(&tracks[0].codec),
             std::mem::discriminant(&self.video)
         );
-        assert_eq!(tracks[1].codec, Codec::Opus { channels: 2 });
+        assert_eq!(tracks[1].codec, self.audio);
         if let Codec::H264(params) = &tracks[0].codec {
             let _ = params.resolution();
             let _ = params.profile_level_id();
+        }
+        if let Codec::H265(params) = &tracks[0].codec {
+            let _ = params.profile_tier_level();
+            let _ = params.to_fmtp();
         }
         let readers = 1 + usize::from(self.late.is_some());
         assert_eq!(self.hub.reader_count(), readers);
@@ -169,12 +190,19 @@ impl Pipeline {
 
 fuzz_target!(|data: &[u8]| {
     let h264 = || Track::h264(Default::default());
+    let opus = || Track::opus(2);
+    let aac = audio(
+        "MPEG4-GENERIC/48000/2",
+        "mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190",
+    );
+    let latm = audio("MP4A-LATM/48000/2", "cpresent=0;config=400023203fc0");
     let mut pipes = [
-        Pipeline::new(h264(), H264Mode::Reframe),
-        Pipeline::new(h264(), H264Mode::Passthrough),
-        Pipeline::new(Track::video(Codec::Vp8), H264Mode::Passthrough),
-        Pipeline::new(Track::video(Codec::Vp9), H264Mode::Passthrough),
-        Pipeline::new(Track::video(Codec::Av1), H264Mode::Passthrough),
+        Pipeline::new(h264(), opus(), H264Mode::Reframe),
+        Pipeline::new(h264(), aac.clone(), H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Vp8), latm, H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Vp9), audio("L16/16000/1", ""), H264Mode::Passthrough),
+        Pipeline::new(Track::video(Codec::Av1), audio("MPA/90000", ""), H264Mode::Passthrough),
+        Pipeline::new(Track::h265(Default::default()), aac, H264Mode::Reframe),
     ];
     let mut seq = [0u16; 3];
     let mut rest = data;
