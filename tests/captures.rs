@@ -144,3 +144,32 @@ fn l16_and_mp3_pass_through_packet_by_packet() {
         }
     }
 }
+
+/// x264 High with 3 B-frames and a B-pyramid: DTS read from the picture order count is
+/// evenly spaced at the frame rate, strictly increasing and never after PTS, as HLS and MP4
+/// need it.
+#[test]
+fn x264_b_frames_get_decoding_times_from_picture_order() {
+    let (_, units) = replay("ffmpeg-x264-bframes");
+    assert!(units.len() >= 55, "{} frames of 2 s at 30 fps", units.len());
+    let mut pts: Vec<i64> = units.iter().map(|u| u.pts).collect();
+    pts.sort_unstable();
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 3000), "{pts:?}");
+    assert!(units.iter().any(|u| u.dts < u.pts), "no reordered frame");
+    assert!(units.iter().all(|u| u.dts <= u.pts));
+    let dts: Vec<i64> = units.iter().map(|u| u.dts).collect();
+    assert!(
+        dts.windows(2).all(|w| w[1] - w[0] == 3000),
+        "DTS steps: {:?}",
+        dts.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+}
+
+/// Audio has no reordering: DTS is PTS.
+#[test]
+fn audio_keeps_dts_at_pts() {
+    for name in ["ffmpeg-aac-generic", "ffmpeg-l16"] {
+        let (_, units) = replay(name);
+        assert!(units.iter().all(|u| u.dts == u.pts), "{name}");
+    }
+}

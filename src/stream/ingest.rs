@@ -14,7 +14,9 @@ use super::passthrough::FramePassthrough;
 use super::unit::{Payloads, Unit};
 use crate::codec::frame::{Frame, Packetizer, RtpPayload};
 use crate::codec::h264::passthrough::H264Passthrough;
-use crate::codec::h264::{AccessUnit, H264Error, OutPacket, Reframer};
+use crate::codec::h264::{
+    AccessUnit, DtsExtractor, H264Error, OutPacket, ParamSets, Reframer, Sps,
+};
 use crate::codec::mpeg4audio::{self, generic, latm, Mpeg4AudioError};
 use crate::codec::{h265, mpa, FrameError};
 use crate::media::rtcp::{self, RtcpItem};
@@ -22,7 +24,7 @@ use crate::media::rtp::{self, RtpPacket};
 
 enum TrackIngest {
     // Boxed: the H.264 state would otherwise make every audio track as large.
-    H264(Box<Reframer>),
+    H264(Box<H264Reframe>),
     H264Passthrough(Box<H264Passthrough>),
     H265(Box<h265::Reframer>),
     /// Audio whose every packet is a frame (Opus, G.711, G.722, LPCM, MPEG audio): passed
@@ -34,6 +36,23 @@ enum TrackIngest {
     Mpeg4Audio(Box<AacIngest>),
     /// VP8, VP9, AV1: passed through packet by packet.
     Video(FramePassthrough),
+}
+
+/// A camera's H.264: access units, with decoding times read from their picture order.
+struct H264Reframe {
+    reframer: Reframer,
+    dts: DtsExtractor,
+    sps: Option<Sps>,
+}
+
+impl H264Reframe {
+    fn new(params: &ParamSets) -> Self {
+        H264Reframe {
+            sps: params.sps.as_deref().and_then(Sps::parse),
+            reframer: Reframer::new(params.clone()),
+            dts: DtsExtractor::new(),
+        }
+    }
 }
 
 /// The two AAC packings, read into access units.
@@ -231,7 +250,7 @@ impl Ingest {
                 let track = tracks.get(idx as usize)?;
                 let ingest = match (&track.codec, mode) {
                     (Codec::H264(params), H264Mode::Reframe) => {
-                        TrackIngest::H264(Box::new(Reframer::new(params.clone())))
+                        TrackIngest::H264(Box::new(H264Reframe::new(params)))
                     }
                     (Codec::H264(_), H264Mode::Passthrough) => {
                         TrackIngest::H264Passthrough(Box::default())
@@ -345,7 +364,8 @@ impl Ingest {
                 self.hub.write(t.received_unit(packet, None));
                 return Ok(());
             }
-            TrackIngest::H264(r) => {
+            TrackIngest::H264(h) => {
+                let r = &mut h.reframer;
                 let res = r.push_rtp(
                     pkt.sequence,
                     pkt.timestamp,
@@ -354,6 +374,7 @@ impl Ingest {
                     &mut self.aus,
                 );
                 if r.take_params_changed() {
+                    h.sps = r.params().sps.as_deref().and_then(Sps::parse);
                     params_changed(&self.hub, track, r.params().clone());
                 }
                 if r.has_b_frames() && !std::mem::replace(&mut t.warned_b_frames, true) {
@@ -428,7 +449,12 @@ impl Ingest {
         }
         for au in self.aus.drain(..) {
             let pts = t.pts.extend(au.timestamp);
+            let dts = match &mut t.ingest {
+                TrackIngest::H264(h) => h.dts.extract(h.sps.as_ref(), &au.nals, pts),
+                _ => pts,
+            };
             let mut unit = Unit::frame(track, pts, au.keyframe, Frame::Nals(au.nals), t.packetizer);
+            unit.dts = dts;
             unit.ntp = t.ntp_at(au.timestamp);
             self.hub.write(unit);
         }
@@ -439,7 +465,7 @@ impl Ingest {
     }
 }
 
-fn params_changed(hub: &Hub, track: u8, params: crate::codec::h264::ParamSets) {
+fn params_changed(hub: &Hub, track: u8, params: ParamSets) {
     debug!(path = hub.path(), "H.264 parameters changed in-band");
     hub.update_track(track as usize, super::Track::h264(params));
 }

@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::frame::RtpPayload;
 use super::nal::{self, NalCodec, NalRole, PacketKind, ParamStore};
 
+pub mod dts;
 mod params;
 pub mod passthrough;
 mod slice;
@@ -20,7 +21,8 @@ mod slice;
 mod tests;
 
 pub use super::nal::{AccessUnit, OutPacket, MAX_AU_NALS, MAX_AU_SIZE, MAX_NAL_SIZE, MAX_PAYLOAD};
-pub use params::ParamSets;
+pub use dts::DtsExtractor;
+pub use params::{ParamSets, Sps};
 pub use slice::is_b_slice;
 
 pub type H264Error = nal::NalError;
