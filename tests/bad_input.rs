@@ -147,8 +147,11 @@ async fn bad_input_gets_clear_errors_and_the_viewer_keeps_playing() {
         .start(&format!("rtsp://{rtsp}/aac"), aac)
         .await
         .expect_err("refused");
+    // AAC without the fmtp it needs: the refusal says what is missing.
     assert!(
-        err.starts_with("RTSP/1.0 406") && err.contains("H.264"),
+        err.starts_with("RTSP/1.0 406")
+            && err.contains("MPEG4-GENERIC")
+            && err.contains("sizelength"),
         "{err}"
     );
 

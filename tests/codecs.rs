@@ -409,3 +409,49 @@ async fn h265_pushed_over_rtsp_reads_back() {
     let _ = ff.kill().await;
     server.shutdown();
 }
+
+/// A camera sending only a codec hubcast does not carry (ffmpeg's MPEG-2 video, `MPV`): the
+/// ANNOUNCE is refused with 406, the server logs which media and why, and the next publisher
+/// on the same path is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_with_only_unsupported_codecs_is_refused() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    let url = rtsp_url(&server, "mpv");
+    let args = [
+        "-v",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "mpeg2video",
+        "-f",
+        "rtsp",
+        "-rtsp_transport",
+        "tcp",
+        &url,
+    ];
+    let run = Command::new("ffmpeg")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("ffmpeg gives up in time")
+        .expect("ffmpeg runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("ANNOUNCE failed: 406"),
+        "{stderr}"
+    );
+    let mut ff = push_audio(&url, "pcm_mulaw", "8000");
+    wait_stream(&server, "mpv", Duration::from_secs(15)).await;
+    let _ = ff.kill().await;
+    server.shutdown();
+}

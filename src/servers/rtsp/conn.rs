@@ -361,12 +361,13 @@ impl Connection {
             warn!(path, media, "{note}");
         }
         if tracks.is_empty() {
+            let why: Vec<String> = notes
+                .iter()
+                .map(|(media, e)| format!("media {media}: {e}"))
+                .collect();
             return Err(text(
                 406,
-                format!(
-                    "the SDP has no track hubcast carries ({})",
-                    crate::codec::CARRIED
-                ),
+                format!("the SDP has no track hubcast carries: {}", why.join("; ")),
             ));
         }
         match self.server.paths.held(&path) {
