@@ -368,30 +368,10 @@ async fn gstreamer_webrtcbin_plays_whep() {
 async fn gstreamer_webrtcbin_plays_h265_over_whep() {
     let _heavy = HEAVY.lock().await;
     let server = start(defaults()).await;
-    let mut ff = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args([
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        // WebRTC readers get frames in decode order; without B-frames that is display order.
-        .args(["-x265-params", "log-level=error:keyint=30:bframes=0"])
-        .args([
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &rtsp_url(&server, "hevc"),
-        ])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg runs");
+    // WebRTC readers get frames in decode order; without B-frames that is display order.
+    let mut encode = X265.to_vec();
+    encode[X265.len() - 1] = "log-level=error:keyint=30:bframes=0";
+    let mut ff = push_video(&rtsp_url(&server, "hevc"), &encode);
     wait_stream(&server, "hevc", Duration::from_secs(15)).await;
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(format!("{ROOT}/scripts/gst-whep.py")).args([

@@ -99,22 +99,8 @@ async fn h265_and_aac_camera_is_pulled_and_read_back() {
         wait_stream(&server, "cam", Duration::from_secs(20)).await;
         let url = rtsp_url(&server, "cam");
         assert_eq!(ffprobe(&url, "tcp").await, "hevc,640,360", "{transport:?}");
-        let args = [
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "stream=codec_name,sample_rate,channels",
-            "-of",
-            "csv=p=0",
-            &url,
-        ];
-        let audio = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
         assert_eq!(
-            String::from_utf8_lossy(&audio.stdout).trim(),
+            ffprobe_stream(&url, "tcp", "a:0", "stream=codec_name,sample_rate,channels").await,
             "aac,48000,2",
             "{transport:?}"
         );

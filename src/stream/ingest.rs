@@ -18,6 +18,7 @@ use crate::codec::h264::{
     AccessUnit, DtsExtractor, H264Error, OutPacket, ParamSets, Reframer, Sps,
 };
 use crate::codec::mpeg4audio::{self, generic, latm, Mpeg4AudioError};
+use crate::codec::nal::{self, NalCodec};
 use crate::codec::{h265, mpa, FrameError};
 use crate::media::rtcp::{self, RtcpItem};
 use crate::media::rtp::{self, RtpPacket};
@@ -366,13 +367,7 @@ impl Ingest {
             }
             TrackIngest::H264(h) => {
                 let r = &mut h.reframer;
-                let res = r.push_rtp(
-                    pkt.sequence,
-                    pkt.timestamp,
-                    pkt.marker,
-                    &pkt.payload,
-                    &mut self.aus,
-                );
+                let res = reframe(r, pkt, &mut self.aus);
                 if r.take_params_changed() {
                     h.sps = r.params().sps.as_deref().and_then(Sps::parse);
                     params_changed(&self.hub, track, r.params().clone());
@@ -409,13 +404,7 @@ impl Ingest {
                 return Ok(res?);
             }
             TrackIngest::H265(r) => {
-                let res = r.push_rtp(
-                    pkt.sequence,
-                    pkt.timestamp,
-                    pkt.marker,
-                    &pkt.payload,
-                    &mut self.aus,
-                );
+                let res = reframe(r, pkt, &mut self.aus);
                 if r.take_params_changed() {
                     debug!(path = self.hub.path(), "H.265 parameters changed in-band");
                     let params = r.params().clone();
@@ -463,6 +452,14 @@ impl Ingest {
         }
         Ok(res?)
     }
+}
+
+fn reframe<C: NalCodec>(
+    r: &mut nal::Reframer<C>,
+    pkt: &RtpPacket,
+    out: &mut Vec<AccessUnit>,
+) -> Result<(), H264Error> {
+    r.push_rtp(pkt.sequence, pkt.timestamp, pkt.marker, &pkt.payload, out)
 }
 
 fn params_changed(hub: &Hub, track: u8, params: ParamSets) {

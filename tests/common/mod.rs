@@ -95,6 +95,18 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
 }
 
 /// x264 as the tests encode: baseline, no B-frames, low latency, ~2 Mbit/s (GOP added per use).
+/// libx265 as a camera encodes (x265's default B-frames, a keyframe a second at 30 fps).
+pub const X265: [&str; 8] = [
+    "-c:v",
+    "libx265",
+    "-preset",
+    "ultrafast",
+    "-pix_fmt",
+    "yuv420p",
+    "-x265-params",
+    "log-level=error:keyint=30",
+];
+
 pub const X264: [&str; 14] = [
     "-c:v",
     "libx264",
@@ -1145,21 +1157,39 @@ pub async fn ffmpeg_tool(program: &str, args: &[&str], limit: Duration) -> std::
 
 /// `codec,width,height` of the first video stream as ffprobe reads it over RTSP.
 pub async fn ffprobe(url: &str, transport: &str) -> String {
+    ffprobe_stream(url, transport, "v:0", "stream=codec_name,width,height").await
+}
+
+/// What ffprobe shows of one stream (`v:0`, `a:0`) over RTSP, as CSV of `entries`.
+pub async fn ffprobe_stream(url: &str, transport: &str, stream: &str, entries: &str) -> String {
     let args = [
         "-v",
         "error",
         "-rtsp_transport",
         transport,
         "-select_streams",
-        "v:0",
+        stream,
         "-show_entries",
-        "stream=codec_name,width,height",
+        entries,
         "-of",
         "csv=p=0",
         url,
     ];
     let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// ffmpeg pushing a 640x360 30 fps test pattern over RTSP (TCP), encoded as `encoder` says.
+pub fn push_video(url: &str, encoder: &[&str]) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(encoder)
+        .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs")
 }
 
 /// Decodes 90 frames; returns ffmpeg's error output (empty when clean).

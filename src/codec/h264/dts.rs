@@ -78,7 +78,7 @@ impl DtsExtractor {
     /// The DTS of an access unit with presentation time `pts`.
     pub fn extract(&mut self, sps: Option<&Sps>, nals: &[Bytes], pts: i64) -> i64 {
         let dts = match sps.filter(|s| s.poc_type == 0) {
-            Some(sps) => self.from_poc(sps, nals, pts).unwrap_or(pts),
+            Some(sps) => self.by_poc(sps, nals, pts).unwrap_or(pts),
             None => pts,
         };
         // Whatever the stream says, DTS never goes back and never passes PTS.
@@ -90,7 +90,7 @@ impl DtsExtractor {
         dts
     }
 
-    fn from_poc(&mut self, sps: &Sps, nals: &[Bytes], pts: i64) -> Option<i64> {
+    fn by_poc(&mut self, sps: &Sps, nals: &[Bytes], pts: i64) -> Option<i64> {
         let slice = nals
             .iter()
             .find(|n| matches!(n.first().map(|h| nal_type_of(*h)), Some(1 | 5)))?;
