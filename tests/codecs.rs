@@ -53,21 +53,7 @@ async fn assert_reads_back(url: &str, audio: &str) {
 
 /// What ffprobe shows of one stream of the path over RTSP, as CSV.
 async fn probe(url: &str, stream: &str, entries: &str) -> String {
-    let args = [
-        "-v",
-        "error",
-        "-rtsp_transport",
-        "tcp",
-        "-select_streams",
-        stream,
-        "-show_entries",
-        entries,
-        "-of",
-        "csv=p=0",
-        url,
-    ];
-    let out = ffmpeg_tool("ffprobe", &args, Duration::from_secs(20)).await;
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    ffprobe_stream(url, "tcp", stream, entries).await
 }
 
 /// ffmpeg decoding 3 s of the path over RTSP into `output` (its arguments).
@@ -237,24 +223,24 @@ async fn vp8_and_vp9_pushed_over_rtsp_read_back() {
     let server = start(test_config()).await;
     for (codec, encoder, name) in [("vp8", "libvpx", "vp8"), ("vp9", "libvpx-vp9", "vp9")] {
         let path = format!("cam_{codec}");
-        let mut ff = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-            .args(["-c:v", encoder, "-deadline", "realtime", "-cpu-used", "8"])
-            .args(["-b:v", "1M", "-g", "30", "-pix_fmt", "yuv420p"])
+        let encode = [
+            "-c:v",
+            encoder,
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "1M",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
             // ffmpeg marks its VP9 RTP packetizer experimental.
-            .args(["-strict", "experimental"])
-            .args([
-                "-f",
-                "rtsp",
-                "-rtsp_transport",
-                "tcp",
-                &rtsp_url(&server, &path),
-            ])
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("ffmpeg runs");
+            "-strict",
+            "experimental",
+        ];
+        let mut ff = push_video(&rtsp_url(&server, &path), &encode);
         wait_stream(&server, &path, Duration::from_secs(15)).await;
         assert_video_reads_back(&rtsp_url(&server, &path), &format!("{name},640,360"), 60).await;
         let _ = ff.kill().await;
@@ -269,29 +255,21 @@ async fn h264_with_b_frames_pushed_over_rtsp_reads_back() {
     let _heavy = HEAVY.lock().await;
     let server = start(test_config()).await;
     let path = "cam_bframes";
-    let mut ff = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-        ])
-        .args(["-bf", "2", "-g", "30", "-pix_fmt", "yuv420p"])
-        .args([
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &rtsp_url(&server, path),
-        ])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg runs");
+    let encode = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-profile:v",
+        "high",
+        "-bf",
+        "2",
+        "-g",
+        "30",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    let mut ff = push_video(&rtsp_url(&server, path), &encode);
     wait_stream(&server, path, Duration::from_secs(15)).await;
     assert_video_reads_back(&rtsp_url(&server, path), "h264,640,360", 60).await;
     let _ = ff.kill().await;
@@ -381,29 +359,7 @@ async fn h265_pushed_over_rtsp_reads_back() {
     let _heavy = HEAVY.lock().await;
     let server = start(test_config()).await;
     let path = "cam_h265";
-    let mut ff = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args([
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-x265-params", "log-level=error:keyint=30"])
-        .args([
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &rtsp_url(&server, path),
-        ])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg runs");
+    let mut ff = push_video(&rtsp_url(&server, path), &X265);
     wait_stream(&server, path, Duration::from_secs(15)).await;
     assert_video_reads_back(&rtsp_url(&server, path), "hevc,640,360", 60).await;
     let _ = ff.kill().await;
