@@ -33,7 +33,7 @@ pub(super) fn from_sdp(m: &MediaDesc) -> Result<Mpeg4Audio, Mpeg4AudioError> {
         packing: Packing::Latm {
             mux_config: raw,
             sub_frames,
-            profile_level_id: m.fmtp_param("profile-level-id").map(str::to_string),
+            profile_level_id: m.fmtp_param("profile-level-id").unwrap_or("30").to_string(),
         },
     })
 }

@@ -30,7 +30,8 @@ pub enum Packing {
     Latm {
         mux_config: Bytes,
         sub_frames: u8,
-        profile_level_id: Option<String>,
+        /// RFC 6416 7.1: 30 when the fmtp has none.
+        profile_level_id: String,
     },
 }
 
@@ -144,10 +145,7 @@ impl Mpeg4Audio {
                 profile_level_id,
                 ..
             } => vec![
-                kv(
-                    "profile-level-id",
-                    profile_level_id.clone().unwrap_or_else(|| "30".into()),
-                ),
+                kv("profile-level-id", profile_level_id.clone()),
                 kv("cpresent", "0".into()),
                 kv("object", self.config.object_type.to_string()),
                 kv("config", encode_hex(mux_config)),

@@ -39,6 +39,17 @@ fn ffmpeg_generic_and_latm_configs_read_as_aac_lc_48k_stereo() {
     }
 }
 
+/// Found by the codec_params fuzz target: a LATM fmtp without profile-level-id described
+/// back with RFC 6416's default read back as a different track.
+#[test]
+fn latm_without_profile_level_id_describes_back_to_itself() {
+    let m = with_fmtp("MP4A-LATM/44100/2", "cpresent=0;config=400023203fc0");
+    let a = Mpeg4Audio::from_sdp(&m).expect("latm");
+    let fmtp: Vec<String> = a.fmtp().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let back = with_fmtp("MP4A-LATM/44100/2", &fmtp.join(";"));
+    assert_eq!(Mpeg4Audio::from_sdp(&back), Ok(a));
+}
+
 #[test]
 fn config_edge_cases() {
     // 16 kHz mono (ffmpeg), HE-AAC (SBR: object 5 over AAC LC at 24 kHz, 48 kHz out), 960.
