@@ -50,7 +50,7 @@ function usage(msg) {
     'usage: node scripts/browser-e2e.mjs --base http://127.0.0.1:8889 ' +
       '--scenario whip-whep|play-only|republish [--path cam] [--expect-cipher gcm|any] ' +
       '[--max-first-frame-ms N] [--pages auto|server|local] [--timeout-s 120] ' +
-      '[--video-codec H264|VP8|VP9|AV1]\n',
+      '[--video-codec H264|VP8|VP9|AV1] [--audio-codec OPUS|PCMU|PCMA|G722]\n',
   );
   process.exit(2);
 }
@@ -65,6 +65,8 @@ function parseArgs(argv) {
     pages: 'auto',
     timeoutS: 120,
     videoCodec: 'H264',
+    // The publisher's audio codec, set with setCodecPreferences (the page has no menu for it).
+    audioCodec: 'OPUS',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -83,6 +85,7 @@ function parseArgs(argv) {
       case '--pages': o.pages = val(); break;
       case '--timeout-s': o.timeoutS = Number(val()); break;
       case '--video-codec': o.videoCodec = val().toUpperCase(); break;
+      case '--audio-codec': o.audioCodec = val().toUpperCase(); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
@@ -97,6 +100,7 @@ function parseArgs(argv) {
   if (!(o.timeoutS > 0)) usage('bad --timeout-s');
   if (!o.path) usage('--path must not be empty');
   if (!['H264', 'VP8', 'VP9', 'AV1'].includes(o.videoCodec)) usage('--video-codec must be H264, VP8, VP9 or AV1');
+  if (!['OPUS', 'PCMU', 'PCMA', 'G722'].includes(o.audioCodec)) usage('--audio-codec must be OPUS, PCMU, PCMA or G722');
   return o;
 }
 
@@ -183,6 +187,22 @@ async function openPage(name, kind) {
   const file = kind === 'reader' ? 'reader.html' : 'publisher.html';
   if (!pageSource[kind]) pageSource[kind] = await decideSource(url, file);
   const page = await context.newPage();
+  if (kind === 'publisher' && opts.audioCodec !== 'OPUS') {
+    // Only the chosen audio codec is offered, as a phone app or SIP gateway would.
+    await page.addInitScript((want) => {
+      const add = RTCPeerConnection.prototype.addTransceiver;
+      RTCPeerConnection.prototype.addTransceiver = function (track, init) {
+        const tr = add.call(this, track, init);
+        const kind = typeof track === 'string' ? track : track.kind;
+        if (kind === 'audio') {
+          const codecs = RTCRtpSender.getCapabilities('audio').codecs
+            .filter((c) => c.mimeType.toUpperCase() === 'AUDIO/' + want);
+          tr.setCodecPreferences(codecs);
+        }
+        return tr;
+      };
+    }, opts.audioCodec);
+  }
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
   page.on('console', (m) => {
     // A 404 while the stream is absent is expected; the browser logs it as an error.
@@ -262,7 +282,7 @@ async function stats(page) {
     };
     const inKeys = ['packetsReceived', 'packetsLost', 'framesDecoded', 'framesReceived',
       'framesDropped', 'keyFramesDecoded', 'frameWidth', 'frameHeight', 'jitter', 'nackCount',
-      'pliCount', 'firCount', 'bytesReceived'];
+      'pliCount', 'firCount', 'bytesReceived', 'totalSamplesReceived', 'concealedSamples'];
     const outKeys = ['packetsSent', 'framesEncoded', 'pliCount', 'firCount', 'nackCount',
       'frameWidth', 'frameHeight', 'bytesSent', 'encoderImplementation'];
     const t = transports.find((x) => x.dtlsState === 'connected') || transports[0] || null;
@@ -361,6 +381,8 @@ function checkAudio(name, s) {
   const a = s.inbound.audio;
   check(a, `${name}: no inbound-rtp audio stats`);
   check(a.packetsReceived > 0, `${name}: audio packetsReceived is ${a.packetsReceived}`);
+  check(a.codec && a.codec.toUpperCase() === 'AUDIO/' + opts.audioCodec,
+    `${name}: audio codec is ${a.codec}, want audio/${opts.audioCodec}`);
   check(a.packetsLost === 0, `${name}: audio packetsLost is ${a.packetsLost}, want 0`);
 }
 
@@ -383,7 +405,8 @@ function summary(s) {
       packetsLost: v.packetsLost, keyFramesDecoded: v.keyFramesDecoded,
       width: v.frameWidth, height: v.frameHeight, framesDropped: v.framesDropped,
     },
-    audio: a && { codec: a.codec, packetsReceived: a.packetsReceived, packetsLost: a.packetsLost },
+    audio: a && { codec: a.codec, packetsReceived: a.packetsReceived, packetsLost: a.packetsLost,
+      totalSamplesReceived: a.totalSamplesReceived, concealedSamples: a.concealedSamples },
   };
 }
 
@@ -444,6 +467,8 @@ async function whipWhep() {
   check(ov && ov.codec === 'video/' + opts.videoCodec,
     `publisher: sends ${ov && ov.codec}, want video/${opts.videoCodec}`);
   check(sa.outbound.audio && sa.outbound.audio.packetsSent > 0, 'publisher: sends no audio');
+  check(sa.outbound.audio.codec.toUpperCase() === 'AUDIO/' + opts.audioCodec,
+    `publisher: sends ${sa.outbound.audio.codec}, want audio/${opts.audioCodec}`);
   check((ov.pliCount || 0) > 0 && (ov.pliCount || 0) > pliBefore,
     `publisher: pliCount ${ov.pliCount || 0} did not rise after the reader joined ` +
     `(was ${pliBefore})`);

@@ -169,3 +169,39 @@ async fn browser_publishes_and_plays_vp8_vp9_and_av1() {
     }
     server.shutdown();
 }
+
+/// Chromium publishing G.711 (µ-law, A-law) or G.722 audio over WHIP, as phones and SIP
+/// gateways do (only that codec offered, through `setCodecPreferences`), and Chromium
+/// playing it back over WHEP: the same codec arrives and is decoded, with no loss and little
+/// concealment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_publishes_and_plays_g711_and_g722() {
+    let _heavy = HEAVY.lock().await;
+    let server = start(test_config()).await;
+    for codec in ["PCMU", "PCMA", "G722"] {
+        let path = codec.to_ascii_lowercase();
+        let args = [
+            "--scenario",
+            "whip-whep",
+            "--path",
+            &path,
+            "--audio-codec",
+            codec,
+        ];
+        let r = scenario(&server, &args).await;
+        let want = format!("audio/{codec}");
+        assert_eq!(r["publisher"]["audio"]["codec"], want.as_str(), "{r}");
+        let audio = &r["reader"]["audio"];
+        assert_eq!(audio["codec"], want.as_str(), "{r}");
+        assert_eq!(audio["packetsLost"], 0, "{r}");
+        let samples = audio["totalSamplesReceived"].as_f64().unwrap_or(0.0);
+        let concealed = audio["concealedSamples"].as_f64().unwrap_or(f64::MAX);
+        assert!(samples > 8000.0, "{codec}: {samples} samples decoded: {r}");
+        assert!(
+            concealed < 0.2 * samples,
+            "{codec}: {concealed} of {samples} concealed"
+        );
+        eprintln!("{codec}: {samples} samples decoded, {concealed} concealed");
+    }
+    server.shutdown();
+}
