@@ -59,6 +59,15 @@ fn x265_becomes_access_units_that_read_back_at_both_sizes() {
     let mut pts: Vec<i64> = units.iter().map(|u| u.pts).collect();
     pts.sort_unstable();
     assert!(pts.windows(2).all(|w| w[1] - w[0] == 3600), "{pts:?}");
+    // DTS from the picture order count: evenly spaced, never after PTS. (The very first
+    // IDR's DTS assumes 30 fps, since no frame has been timed yet: this stream is 25.)
+    assert!(units.iter().any(|u| u.dts < u.pts), "no reordered frame");
+    assert!(units.iter().all(|u| u.dts <= u.pts));
+    let dts_steps: Vec<i64> = units.windows(2).map(|w| w[1].dts - w[0].dts).collect();
+    assert!(
+        dts_steps[1..].iter().all(|s| *s == 3600),
+        "DTS steps: {dts_steps:?}"
+    );
     let keyframes: Vec<&Packet> = units.iter().filter(|u| u.keyframe).collect();
     assert!(units[0].keyframe && keyframes.len() >= 2, "keyint 25");
     for u in &units {

@@ -27,7 +27,7 @@ enum TrackIngest {
     // Boxed: the H.264 state would otherwise make every audio track as large.
     H264(Box<H264Reframe>),
     H264Passthrough(Box<H264Passthrough>),
-    H265(Box<h265::Reframer>),
+    H265(Box<H265Reframe>),
     /// Audio whose every packet is a frame (Opus, G.711, G.722, LPCM, MPEG audio): passed
     /// through as it is, once `check` finds it readable.
     Frames {
@@ -53,6 +53,35 @@ impl H264Reframe {
             reframer: Reframer::new(params.clone()),
             dts: DtsExtractor::new(),
         }
+    }
+}
+
+/// A camera's H.265, the same way.
+struct H265Reframe {
+    reframer: h265::Reframer,
+    dts: DtsExtractor,
+    sps: Option<h265::Sps>,
+    pps: Option<h265::Pps>,
+    /// No picture was read yet (a CRA first starts the POC anew).
+    first: bool,
+}
+
+impl H265Reframe {
+    fn new(params: &h265::ParamSets) -> Self {
+        let mut r = H265Reframe {
+            reframer: h265::Reframer::new(params.clone()),
+            dts: DtsExtractor::new(),
+            sps: None,
+            pps: None,
+            first: true,
+        };
+        r.learn(params);
+        r
+    }
+
+    fn learn(&mut self, params: &h265::ParamSets) {
+        self.sps = params.sps.as_deref().and_then(h265::Sps::parse);
+        self.pps = params.pps.as_deref().and_then(h265::Pps::parse);
     }
 }
 
@@ -257,7 +286,7 @@ impl Ingest {
                         TrackIngest::H264Passthrough(Box::default())
                     }
                     (Codec::H265(params), _) => {
-                        TrackIngest::H265(Box::new(h265::Reframer::new(params.clone())))
+                        TrackIngest::H265(Box::new(H265Reframe::new(params)))
                     }
                     (Codec::Mpeg4Audio(audio), _) => {
                         TrackIngest::Mpeg4Audio(Box::new(AacIngest::new(audio, track.clock_rate)))
@@ -403,11 +432,12 @@ impl Ingest {
                 }
                 return Ok(res?);
             }
-            TrackIngest::H265(r) => {
-                let res = reframe(r, pkt, &mut self.aus);
-                if r.take_params_changed() {
+            TrackIngest::H265(h) => {
+                let res = reframe(&mut h.reframer, pkt, &mut self.aus);
+                if h.reframer.take_params_changed() {
                     debug!(path = self.hub.path(), "H.265 parameters changed in-band");
-                    let params = r.params().clone();
+                    let params = h.reframer.params().clone();
+                    h.learn(&params);
                     self.hub
                         .update_track(track as usize, super::Track::h265(params));
                 }
@@ -439,7 +469,16 @@ impl Ingest {
         for au in self.aus.drain(..) {
             let pts = t.pts.extend(au.timestamp);
             let dts = match &mut t.ingest {
-                TrackIngest::H264(h) => h.dts.extract(h.sps.as_ref(), &au.nals, pts),
+                TrackIngest::H264(h) => {
+                    let picture = crate::codec::h264::dts::picture(h.sps.as_ref(), &au.nals);
+                    h.dts.extract(picture, pts)
+                }
+                TrackIngest::H265(h) => {
+                    let first = std::mem::replace(&mut h.first, false);
+                    let picture =
+                        h265::dts::picture(h.sps.as_ref(), h.pps.as_ref(), &au.nals, first);
+                    h.dts.extract(picture, pts)
+                }
                 _ => pts,
             };
             let mut unit = Unit::frame(track, pts, au.keyframe, Frame::Nals(au.nals), t.packetizer);

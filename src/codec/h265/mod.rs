@@ -10,11 +10,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::frame::RtpPayload;
 use super::nal::{self, NalCodec, NalRole, PacketKind, ParamStore};
 
+pub mod dts;
 mod params;
 #[cfg(test)]
 mod tests;
 
-pub use params::ParamSets;
+pub use params::{ParamSets, Pps, Sps};
 
 pub type Reframer = nal::Reframer<H265>;
 

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::nal_type;
+use crate::codec::bits::BitReader;
 use crate::codec::nal::{nal_to_rbsp, NalError, SPROP_BASE64};
 
 /// VPS, SPS and PPS of a stream.
@@ -82,4 +83,98 @@ impl ParamSets {
             level_id: *rbsp.get(14)?,
         })
     }
+}
+
+/// What the DTS extractor needs of an SPS (H.265 7.3.2.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sps {
+    pub separate_colour_plane: bool,
+    pub log2_max_poc_lsb: u32,
+    /// sps_max_num_reorder_pics of the highest sub-layer.
+    pub max_num_reorder_pics: u32,
+}
+
+/// What the DTS extractor needs of a PPS (H.265 7.3.2.3.1) to find a slice's POC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pps {
+    pub output_flag_present: bool,
+    pub num_extra_slice_header_bits: u32,
+}
+
+impl Sps {
+    pub fn parse(nal: &[u8]) -> Option<Sps> {
+        let rbsp = nal_to_rbsp(nal.get(2..)?);
+        let mut r = BitReader::new(&rbsp);
+        r.bits(4)?; // sps_video_parameter_set_id
+        let sub_layers = r.bits(3)? as u32; // sps_max_sub_layers_minus1
+        r.bit()?; // sps_temporal_id_nesting_flag
+        skip_profile_tier_level(&mut r, sub_layers)?;
+        r.ue()?; // sps_seq_parameter_set_id
+        let chroma_format_idc = r.ue()?;
+        let separate_colour_plane = chroma_format_idc == 3 && r.flag()?;
+        r.ue()?; // pic_width_in_luma_samples
+        r.ue()?; // pic_height_in_luma_samples
+        if r.flag()? {
+            for _ in 0..4 {
+                r.ue()?; // conformance window offsets
+            }
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        let log2_max_poc_lsb = r.ue()? + 4;
+        if log2_max_poc_lsb > 16 {
+            return None;
+        }
+        let all_sub_layers = r.flag()?;
+        let first = if all_sub_layers { 0 } else { sub_layers };
+        let mut reorder = 0;
+        for _ in first..=sub_layers {
+            r.ue()?; // sps_max_dec_pic_buffering_minus1
+            reorder = r.ue()?;
+            r.ue()?; // sps_max_latency_increase_plus1
+        }
+        Some(Sps {
+            separate_colour_plane,
+            log2_max_poc_lsb: log2_max_poc_lsb as u32,
+            max_num_reorder_pics: u32::try_from(reorder).ok().filter(|n| *n <= 16)?,
+        })
+    }
+}
+
+impl Pps {
+    pub fn parse(nal: &[u8]) -> Option<Pps> {
+        let rbsp = nal_to_rbsp(nal.get(2..nal.len().min(16))?);
+        let mut r = BitReader::new(&rbsp);
+        r.ue()?; // pps_pic_parameter_set_id
+        r.ue()?; // pps_seq_parameter_set_id
+        r.bit()?; // dependent_slice_segments_enabled_flag
+        Some(Pps {
+            output_flag_present: r.flag()?,
+            num_extra_slice_header_bits: r.bits(3)? as u32,
+        })
+    }
+}
+
+/// profile_tier_level(1, max_sub_layers_minus1) (H.265 7.3.3).
+fn skip_profile_tier_level(r: &mut BitReader, sub_layers: u32) -> Option<()> {
+    r.bits(88)?; // general profile space, tier, profile, flags
+    r.bits(8)?; // general_level_idc
+    let mut present = [(false, false); 8];
+    for p in present.iter_mut().take(sub_layers as usize) {
+        *p = (r.flag()?, r.flag()?);
+    }
+    if sub_layers > 0 {
+        for _ in sub_layers..8 {
+            r.bits(2)?; // reserved_zero_2bits
+        }
+    }
+    for (profile, level) in present.iter().take(sub_layers as usize) {
+        if *profile {
+            r.bits(88)?;
+        }
+        if *level {
+            r.bits(8)?;
+        }
+    }
+    Some(())
 }

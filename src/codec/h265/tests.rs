@@ -204,3 +204,19 @@ fn in_band_parameter_sets_are_learned() {
     assert!(aus[0].keyframe);
     assert_eq!(aus[0].nals.len(), 4);
 }
+
+#[test]
+fn x265_sps_and_pps_give_what_the_dts_extractor_needs() {
+    let p = ffmpeg_params();
+    let sps = Sps::parse(p.sps.as_deref().expect("sps")).expect("SPS parses");
+    assert!(
+        sps.max_num_reorder_pics > 0,
+        "x265 writes B-frames: {sps:?}"
+    );
+    assert!(!sps.separate_colour_plane);
+    assert!(Pps::parse(p.pps.as_deref().expect("pps")).is_some());
+    // Truncated sets give nothing rather than a wrong answer.
+    let sps_bytes = p.sps.as_deref().expect("sps");
+    assert_eq!(Sps::parse(&sps_bytes[..8]), None);
+    assert_eq!(Pps::parse(&[0x44]), None);
+}

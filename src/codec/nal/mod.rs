@@ -8,6 +8,7 @@ use base64::engine::DecodePaddingMode;
 use bytes::{Bytes, BytesMut};
 
 mod depacketize;
+pub mod dts;
 mod packetize;
 mod reframe;
 
