@@ -13,6 +13,7 @@ pub mod lpcm;
 pub mod mpa;
 pub mod mpeg4audio;
 pub mod nal;
+pub mod opus;
 pub mod sdp;
 pub mod vp8;
 pub mod vp9;
@@ -72,7 +73,7 @@ impl Track {
     pub fn opus(channels: u16) -> Self {
         Track {
             codec: Codec::Opus { channels },
-            clock_rate: 48_000,
+            clock_rate: opus::CLOCK_RATE,
         }
     }
 
@@ -142,7 +143,7 @@ impl Track {
             Codec::Vp8 => vp8::ENCODING,
             Codec::Vp9 => vp9::ENCODING,
             Codec::Av1 => av1::ENCODING,
-            Codec::Opus { .. } => "opus",
+            Codec::Opus { .. } => opus::ENCODING,
             Codec::G711(law) => law.encoding(),
             Codec::G722 => g722::ENCODING,
             Codec::Lpcm { bit_depth, .. } => lpcm::encoding(*bit_depth),
@@ -289,12 +290,8 @@ pub fn track_from_sdp(m: &MediaDesc) -> Result<(Track, Option<TrackError>), Trac
         (MediaKind::Video, av1::ENCODING) if m.clock_rate == av1::CLOCK_RATE => {
             Ok((Track::video(Codec::Av1), None))
         }
-        (MediaKind::Audio, "OPUS") if m.clock_rate == 48_000 => {
-            // RFC 7587 7: the rtpmap always says 2 channels; mono is `sprop-stereo=0` (some
-            // senders write `/1` instead). Read both ways, so a DESCRIBE of a mono track
-            // (`/2`, `sprop-stereo=0`) reads back as mono.
-            let mono = m.channels == Some(1) || m.fmtp_param("sprop-stereo") == Some("0");
-            Ok((Track::opus(if mono { 1 } else { 2 }), None))
+        (MediaKind::Audio, "OPUS") if m.clock_rate == opus::CLOCK_RATE => {
+            Ok((Track::opus(opus::channels(m)), None))
         }
         (MediaKind::Audio, g722::ENCODING)
             if m.clock_rate == g722::CLOCK_RATE && m.channels.unwrap_or(1) == 1 =>
@@ -427,15 +424,18 @@ pub fn sdp_for_track(t: &Track, pt: u8) -> MediaDesc {
             fmtp: Vec::new(),
             control: None,
         },
-        Codec::Opus { channels } => MediaDesc {
-            kind: MediaKind::Audio,
-            payload_type: pt,
-            codec: "OPUS".into(),
-            clock_rate: 48_000,
-            channels: Some((*channels).max(2)),
-            fmtp: vec![("sprop-stereo".into(), u8::from(*channels > 1).to_string())],
-            control: None,
-        },
+        Codec::Opus { channels } => {
+            let (rtpmap_channels, fmtp) = opus::describe(*channels);
+            MediaDesc {
+                kind: MediaKind::Audio,
+                payload_type: pt,
+                codec: "OPUS".into(),
+                clock_rate: opus::CLOCK_RATE,
+                channels: Some(rtpmap_channels),
+                fmtp,
+                control: None,
+            }
+        }
         Codec::G711(law) => MediaDesc {
             kind: MediaKind::Audio,
             payload_type: law.static_payload_type(),
